@@ -1,0 +1,74 @@
+"""Checks of user input at the package boundary.
+
+Every public function validates its hyperparameters here so that bad input
+fails with one kind of message: the parameter, its value, the allowed range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_array(name: str, value) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a real number or array of real numbers, got {value!r}") from exc
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return arr
+
+
+def finite(name: str, value) -> np.ndarray:
+    """Any finite real number(s)."""
+    return _as_array(name, value)
+
+
+def beta(name: str, value) -> np.ndarray:
+    """An EMA coefficient in [0, 1)."""
+    arr = _as_array(name, value)
+    if np.any((arr < 0) | (arr >= 1)):
+        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+    return arr
+
+
+def nonnegative(name: str, value) -> np.ndarray:
+    """A real number >= 0 (learning rate, weight decay, epsilon, RMS)."""
+    arr = _as_array(name, value)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return arr
+
+
+def positive(name: str, value) -> np.ndarray:
+    """A real number > 0 (a standard deviation)."""
+    arr = _as_array(name, value)
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return arr
+
+
+def at_least_one(name: str, value) -> np.ndarray:
+    """A batch size: a real number >= 1."""
+    arr = _as_array(name, value)
+    if np.any(arr < 1):
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return arr
+
+
+def count(name: str, value, minimum: int = 1) -> int:
+    """A whole number >= minimum (steps, coordinates, groups)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def generator(name: str, value) -> np.random.Generator:
+    """Randomness always comes from an explicit numpy Generator."""
+    if not isinstance(value, np.random.Generator):
+        raise ValueError(
+            f"{name} must be a numpy.random.Generator (e.g. np.random.default_rng(0)), got {type(value).__name__}"
+        )
+    return value

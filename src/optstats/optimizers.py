@@ -1,0 +1,185 @@
+"""Update rules of EMA-based optimizers, as in-place array steps.
+
+Each rule maps a gradient stream g_1, g_2, ... to updates u_1, u_2, ...; the
+weights then move by theta <- theta - lr * (u + wd * theta) (see
+``optstats.simulate``). All rules use the EMA form of momentum,
+
+    m_t = beta1 * m_{t-1} + (1 - beta1) * g_t,   m_0 = 0,
+
+and differ in how u_t is made from m_t:
+
+=================  ==========================================================
+``SGDM``           u_t = m_t
+``SignSGDM``       u_t = sign(m_t)
+``SoftSignSGDM``   u_t = m_t / sqrt(m_t^2 + eps^2)
+``Adam``           v_t = beta2 v_{t-1} + (1 - beta2) g_t^2,  v_0 = 0,
+                   u_t = mhat_t / (sqrt(vhat_t) + eps), where mhat = m/(1-beta1^t)
+                   and vhat = v/(1-beta2^t) with bias correction, else m and v
+=================  ==========================================================
+
+beta1 = 0 gives the momentum-free versions (SGD, SignSGD, SoftSignSGD, RMSProp-
+like Adam). Hyperparameters broadcast against the coordinates: beta1 of shape
+(7, 1) with 1000 coordinates runs a (7, 1000) grid in one go.
+
+Usage: ``state = rule.init(shape)``, then ``u = rule.step(state, g)`` once per
+step. ``u`` is a buffer owned by ``state``, overwritten by the next step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate
+
+
+class State:
+    """The arrays one rule carries between steps, plus the step count t."""
+
+    def __init__(self, shape, names):
+        self.t = 0
+        self.shape = tuple(shape)
+        for name in names:
+            setattr(self, name, np.zeros(self.shape))
+        self.u = np.zeros(self.shape)
+        self.tmp = np.empty(self.shape)
+
+
+class _MomentumRule:
+    """Shared part: the momentum EMA and the broadcast bookkeeping."""
+
+    _state_arrays = ("m",)
+    #: u is an odd function of the gradient history (g -> -g flips u), so under
+    #: symmetric zero-mean noise E[u] = 0 exactly; the estimators use this.
+    odd = True
+
+    def __init__(self, beta1):
+        self.beta1 = _validate.beta("beta1", beta1)
+        self._c1 = 1.0 - self.beta1
+
+    @property
+    def _betas(self) -> tuple:
+        return (self.beta1,)
+
+    @property
+    def param_shape(self) -> tuple:
+        """Broadcast shape of the hyperparameters."""
+        return np.broadcast_shapes(*(np.shape(b) for b in self._hyper()))
+
+    def _hyper(self) -> tuple:
+        return self._betas
+
+    @property
+    def timescale(self) -> float:
+        """The longest memory 1/(1 - beta) among the rule's EMAs, in steps."""
+        return float(max(np.max(1.0 / (1.0 - b)) for b in self._betas))
+
+    def init(self, shape) -> State:
+        """Fresh state (all EMAs zero, t = 0) for gradients of ``shape``."""
+        shape = tuple(shape)
+        if np.broadcast_shapes(shape, self.param_shape) != shape:
+            raise ValueError(f"shape must contain the hyperparameters' shape {self.param_shape}, got {shape}")
+        return State(shape, self._state_arrays)
+
+    def _momentum(self, state: State, g: np.ndarray) -> None:
+        state.t += 1
+        state.m *= self.beta1
+        np.multiply(g, self._c1, out=state.tmp)
+        state.m += state.tmp
+
+    def step(self, state: State, g: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={np.asarray(v).tolist()!r}" for k, v in self._repr_args().items())
+        return f"{type(self).__name__}({args})"
+
+    def _repr_args(self) -> dict:
+        return {"beta1": self.beta1}
+
+
+class SGDM(_MomentumRule):
+    """u_t = m_t (EMA momentum; beta1 = 0 is SGD)."""
+
+    def step(self, state: State, g: np.ndarray) -> np.ndarray:
+        self._momentum(state, g)
+        np.copyto(state.u, state.m)
+        return state.u
+
+
+class SignSGDM(_MomentumRule):
+    """u_t = sign(m_t) (beta1 = 0 is SignSGD)."""
+
+    def step(self, state: State, g: np.ndarray) -> np.ndarray:
+        self._momentum(state, g)
+        np.sign(state.m, out=state.u)
+        return state.u
+
+
+class SoftSignSGDM(_MomentumRule):
+    """u_t = softsign(m_t, eps) = m_t / sqrt(m_t^2 + eps^2) (post 10563)."""
+
+    def __init__(self, beta1, eps):
+        super().__init__(beta1)
+        self.eps = _validate.nonnegative("eps", eps)
+        self._eps2 = self.eps**2
+
+    def _hyper(self) -> tuple:
+        return (self.beta1, self.eps)
+
+    def _repr_args(self) -> dict:
+        return {"beta1": self.beta1, "eps": self.eps}
+
+    def step(self, state: State, g: np.ndarray) -> np.ndarray:
+        self._momentum(state, g)
+        np.square(state.m, out=state.u)
+        state.u += self._eps2
+        np.sqrt(state.u, out=state.u)
+        np.divide(state.m, state.u, out=state.u)
+        return state.u
+
+
+class Adam(_MomentumRule):
+    """Adam's update direction u_t (see the module docstring).
+
+    Without bias correction (the default, the steady-state form of the posts)
+    u_t = m_t / (sqrt(v_t) + eps).
+    """
+
+    _state_arrays = ("m", "v")
+
+    def __init__(self, beta1, beta2, eps=0.0, bias_correction=False):
+        super().__init__(beta1)
+        self.beta2 = _validate.beta("beta2", beta2)
+        self.eps = _validate.nonnegative("eps", eps)
+        if not isinstance(bias_correction, (bool, np.bool_)):
+            raise ValueError(f"bias_correction must be True or False, got {bias_correction!r}")
+        self.bias_correction = bool(bias_correction)
+        self._c2 = 1.0 - self.beta2
+
+    @property
+    def _betas(self) -> tuple:
+        return (self.beta1, self.beta2)
+
+    def _hyper(self) -> tuple:
+        return (self.beta1, self.beta2, self.eps)
+
+    def _repr_args(self) -> dict:
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "bias_correction": self.bias_correction}
+
+    def step(self, state: State, g: np.ndarray) -> np.ndarray:
+        self._momentum(state, g)
+        state.v *= self.beta2
+        np.square(g, out=state.tmp)
+        state.tmp *= self._c2
+        state.v += state.tmp
+        np.sqrt(state.v, out=state.u)
+        if self.bias_correction:
+            t = state.t
+            state.u /= np.sqrt(1.0 - self.beta2**t)
+            if np.any(self.eps):
+                state.u += self.eps
+            state.u *= 1.0 - self.beta1**t
+        elif np.any(self.eps):
+            state.u += self.eps
+        np.divide(state.m, state.u, out=state.u)
+        return state.u

@@ -1,0 +1,48 @@
+"""One house style for the book's figures, and the comparison plot.
+
+Plotting only draws what it is given: no simulation or theory is computed here.
+"""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+#: colour cycle (colour-blind safe, Okabe-Ito)
+COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+
+STYLE = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": mpl.cycler(color=COLORS),
+    "legend.frameon": False,
+    "font.size": 10,
+    "lines.linewidth": 1.6,
+    "errorbar.capsize": 3,
+}
+
+
+def use_house_style() -> None:
+    """Apply the book's matplotlib style (call once, in a chapter's set-up cell)."""
+    mpl.rcParams.update(STYLE)
+
+
+def errorbars(ax, x, estimate, *, label, color=None, marker="o", **kwargs):
+    """Simulated points with 95% error bars (from an ``optstats.stats.Estimate``)."""
+    value = np.asarray(estimate.value)
+    return ax.errorbar(
+        x, value, yerr=np.asarray(estimate.halfwidth95), fmt=marker, ms=4, color=color, label=label, **kwargs
+    )
+
+
+def compare(ax, x_theory, y_theory, x_sim, estimate, *, theory_label, sim_label, color=None):
+    """A formula as a line, a simulation of it as points with 95% error bars, one colour."""
+    (line,) = ax.plot(x_theory, y_theory, color=color, label=theory_label)
+    errorbars(ax, x_sim, estimate, label=sim_label, color=line.get_color())
+    return line

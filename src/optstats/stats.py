@@ -1,0 +1,86 @@
+"""Estimates with standard errors.
+
+Every simulated number in the book is an :class:`Estimate`. Standard errors
+come from independent replicas (:func:`from_replicas`): the simulation splits
+its coordinates into groups that share no randomness, so the group results
+are independent draws and their spread is an honest error bar, whatever the
+autocorrelation in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _sps
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A simulated value with its standard error.
+
+    ``value`` and ``stderr`` are floats or arrays of one shape. ``dof`` is the
+    number of degrees of freedom of the stderr (groups - 1); the 95% interval
+    uses Student's t with that many, or the normal quantile when ``dof`` is None.
+    """
+
+    value: np.ndarray | float
+    stderr: np.ndarray | float
+    dof: int | None = None
+
+    @property
+    def quantile95(self) -> float:
+        """The two-sided 95% multiplier of the standard error."""
+        if self.dof is None:
+            return float(_sps.norm.ppf(0.975))
+        return float(_sps.t.ppf(0.975, self.dof))
+
+    @property
+    def halfwidth95(self):
+        return self.quantile95 * np.asarray(self.stderr)
+
+    @property
+    def ci95(self) -> tuple:
+        """(low, high) of the 95% confidence interval."""
+        h = self.halfwidth95
+        return (np.asarray(self.value) - h, np.asarray(self.value) + h)
+
+    @property
+    def relative_halfwidth95(self):
+        """Half-width of the 95% interval divided by |value|."""
+        return self.halfwidth95 / np.abs(np.asarray(self.value))
+
+    def contains(self, x) -> np.ndarray:
+        """Whether x lies inside the 95% interval (elementwise)."""
+        lo, hi = self.ci95
+        return (lo <= x) & (x <= hi)
+
+    def __getitem__(self, index) -> "Estimate":
+        return Estimate(np.asarray(self.value)[index], np.asarray(self.stderr)[index], self.dof)
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".4g"
+        v, s = np.asarray(self.value), np.asarray(self.stderr)
+        if v.ndim:
+            return "[" + ", ".join(format(self[i], spec) for i in range(v.shape[0])) + "]"
+        return f"{format(float(v), spec)} ± {format(float(s), spec)}"
+
+    def __str__(self) -> str:
+        return format(self)
+
+
+def from_replicas(samples, axis: int = -1) -> Estimate:
+    """Mean of independent replicas along ``axis`` with its standard error."""
+    x = np.asarray(samples, dtype=float)
+    n = x.shape[axis]
+    if n < 2:
+        raise ValueError(f"samples must hold at least 2 replicas along axis {axis}, got {n}")
+    mean = x.mean(axis=axis)
+    stderr = x.std(axis=axis, ddof=1) / np.sqrt(n)
+    return Estimate(mean, stderr, dof=n - 1)
+
+
+def sqrt(est: Estimate) -> Estimate:
+    """sqrt of an estimate of a positive mean, by the delta method."""
+    value = np.sqrt(np.asarray(est.value))
+    return Estimate(value, np.asarray(est.stderr) / (2.0 * value), est.dof)

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from optstats import stats
+
+
+def test_from_replicas_mean_stderr_and_interval():
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    est = stats.from_replicas(x)
+    assert est.value == pytest.approx(2.5)
+    assert est.stderr == pytest.approx(np.std(x, ddof=1) / 2)
+    assert est.dof == 3
+    q = sps.t.ppf(0.975, 3)
+    assert est.ci95[0] == pytest.approx(2.5 - q * est.stderr)
+    assert est.contains(2.5) and not est.contains(10.0)
+
+
+def test_from_replicas_along_last_axis_keeps_grid_shape():
+    x = np.arange(12.0).reshape(3, 4)
+    est = stats.from_replicas(x)
+    assert est.value.shape == (3,)
+    np.testing.assert_allclose(est.value, x.mean(axis=1))
+    assert est[1].value == pytest.approx(5.5)
+
+
+def test_sqrt_is_the_delta_method():
+    est = stats.sqrt(stats.Estimate(4.0, 0.4, dof=9))
+    assert est.value == pytest.approx(2.0)
+    assert est.stderr == pytest.approx(0.1)  # d sqrt(x)/dx = 1/(2 sqrt x) = 1/4
+    assert est.dof == 9
+
+
+def test_format_shows_value_and_stderr():
+    assert format(stats.Estimate(0.22912, 0.00012), ".3g") == "0.229 ± 0.00012"
+
+
+def test_from_replicas_needs_two():
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.from_replicas(np.array([1.0]))

@@ -55,6 +55,11 @@ class Estimate:
         lo, hi = self.ci95
         return (lo <= x) & (x <= hi)
 
+    def scaled(self, factor) -> "Estimate":
+        """The estimate times a known (exact) factor, elementwise."""
+        factor = np.asarray(factor, dtype=float)
+        return Estimate(np.asarray(self.value) * factor, np.asarray(self.stderr) * np.abs(factor), self.dof)
+
     def __getitem__(self, index) -> "Estimate":
         return Estimate(np.asarray(self.value)[index], np.asarray(self.stderr)[index], self.dof)
 
@@ -84,3 +89,9 @@ def sqrt(est: Estimate) -> Estimate:
     """sqrt of an estimate of a positive mean, by the delta method."""
     value = np.sqrt(np.asarray(est.value))
     return Estimate(value, np.asarray(est.stderr) / (2.0 * value), est.dof)
+
+
+def square(est: Estimate) -> Estimate:
+    """The square of an estimate, by the delta method (stderr * 2 |value|)."""
+    value = np.asarray(est.value)
+    return Estimate(value**2, 2.0 * np.abs(value) * np.asarray(est.stderr), est.dof)

@@ -29,6 +29,12 @@ def geometric_sum(term, index, lower, upper):
     return _generic_branch(result)
 
 
+def tidy(expr):
+    """Expand, combine powers and factor: sympy's raw sums carry factors like
+    beta**(2t) * beta**(-2t - 2), unreadable and overflowing when lambdified."""
+    return sp.factor(sp.powsimp(sp.expand(expr)))
+
+
 def _generic_branch(expr):
     if isinstance(expr, sp.Piecewise):
         for value, cond in expr.args:

@@ -1,0 +1,122 @@
+"""Benchmarks (`make bench`): precision per CPU-second and the cost of a step.
+
+Not a test: timings vary by machine. Reports, on this machine in one run:
+
+1. the posts' own estimators, re-implemented here in their plain form (a numpy
+   loop, the RMS over coordinates at the last step), against ours, as
+   stderr^2 x CPU seconds (smaller is better), with the values side by side;
+2. the cost of one optimizer step per coordinate against the cost of the
+   Gaussians it consumes.
+
+The baselines' standard errors come from the spread over their (iid)
+coordinates, by the delta method for the square root.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from optstats import gradients, optimizers, simulate
+
+SEED = 2025
+
+
+def cpu(fn):
+    start = time.process_time()
+    out = fn()
+    return out, time.process_time() - start
+
+
+def rms_with_stderr(x):
+    """sqrt(mean x^2) over iid coordinates, with its delta-method stderr."""
+    sq = x**2
+    rms = np.sqrt(sq.mean())
+    return rms, sq.std(ddof=1) / np.sqrt(sq.size) / (2 * rms)
+
+
+def post_11267_update_rms(rng, n=10_000, steps=2000, b1=0.9, b2=0.95):
+    """Post 11267's script: Adam on N(0,1) gradients, RMS of u at the last step."""
+    m = v = 0.0
+    for _ in range(steps):
+        g = rng.standard_normal(n)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        u = m / v**0.5
+    return rms_with_stderr(u)
+
+
+def post_11307_weight_rms(rng, n=10_000, steps=100_000, b1=0.9, b2=0.95, lr=1e-3, wd=0.1):
+    """Post 11307's script: AdamW from weights of RMS 0.1, RMS of theta at the end."""
+    m = v = 0.0
+    w = rng.standard_normal(n) * 0.1
+    for _ in range(steps):
+        g = rng.standard_normal(n)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        w = w - lr * (m / v**0.5 + wd * w)
+    return rms_with_stderr(w)
+
+
+def compare(name, baseline, ours):
+    (b_val, b_se), b_cpu = baseline
+    est, o_cpu = ours
+    o_val, o_se = float(est.value), float(est.stderr)
+    b_cost, o_cost = b_se**2 * b_cpu, o_se**2 * o_cpu
+    z = (b_val - o_val) / np.hypot(b_se, o_se)
+    print(f"\n{name}")
+    print(f"  {'':10s} {'value':>10s} {'stderr':>10s} {'CPU s':>8s} {'stderr^2*CPU s':>15s}")
+    print(f"  {'post':10s} {b_val:10.5f} {b_se:10.2e} {b_cpu:8.2f} {b_cost:15.3e}")
+    print(f"  {'optstats':10s} {o_val:10.5f} {o_se:10.2e} {o_cpu:8.2f} {o_cost:15.3e}")
+    print(f"  precision per CPU-second: {b_cost / o_cost:,.0f}x better; values differ by {z:+.2f} combined stderr")
+    return b_cost / o_cost, z
+
+
+def step_cost(rule, n=10_000, steps=2000):
+    """CPU seconds per coordinate-step of rule.step, and of drawing its Gaussians."""
+    rng = np.random.default_rng(SEED)
+    stream = gradients.Gaussian()
+    buf = np.empty((steps, n))
+    _, t_draw = cpu(lambda: stream.draw(rng, steps, (n,), out=buf))
+    state = rule.init((n,))
+
+    def run():
+        for k in range(steps):
+            rule.step(state, buf[k])
+
+    _, t_step = cpu(run)
+    return t_step / (steps * n), t_draw / (steps * n)
+
+
+def main() -> int:
+    print(f"numpy {np.__version__}; all times are CPU seconds of this process")
+    ok = True
+    rng = np.random.default_rng(SEED)
+    gain, z = compare(
+        "Adam update RMS, beta = (0.9, 0.95), N(0, 1) gradients (post 11267)",
+        cpu(lambda: post_11267_update_rms(rng)),
+        cpu(lambda: simulate.update_rms(optimizers.Adam(0.9, 0.95), gradients.Gaussian(), rng=rng)),
+    )
+    ok &= gain >= 100 and abs(z) < 4
+    gain, z = compare(
+        "AdamW weight RMS, lr = 1e-3, wd = 0.1, 1e5 steps (post 11307)",
+        cpu(lambda: post_11307_weight_rms(rng)),
+        cpu(lambda: simulate.weight_rms(optimizers.Adam(0.9, 0.95), gradients.Gaussian(), lr=1e-3, wd=0.1, rng=rng)),
+    )
+    ok &= gain >= 100 and abs(z) < 4
+
+    print("\nCost of one step per coordinate (10,000 coordinates, in-place), against its Gaussians")
+    for rule in [optimizers.SGDM(0.9), optimizers.SignSGDM(0.9), optimizers.SoftSignSGDM(0.9, 0.1),
+                 optimizers.Adam(0.9, 0.95), optimizers.Adam(0.9, 0.95, eps=1e-8, bias_correction=True)]:
+        t_step, t_draw = step_cost(rule)
+        ratio = t_step / t_draw
+        ok &= ratio <= 2
+        print(f"  {rule!r:70s} step {t_step * 1e9:5.1f} ns, Gaussian {t_draw * 1e9:5.1f} ns, ratio {ratio:.2f}")
+    print("\ntargets (>= 100x precision per CPU-second, agreeing values, step <= 2x Gaussian):", "met" if ok else "NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,13 +28,32 @@ def assert_within(est, exact):
 
 @pytest.mark.parametrize("b1, mu", [(0.0, 0.0), (0.9, 0.0), (0.9, 0.5)])
 def test_update_rms_of_sgdm_is_exact(rng, b1, mu):
-    est = simulate.update_rms(optimizers.SGDM(b1), gradients.Gaussian(mean=mu), rng=rng, n_coords=4000, steps=2000)
+    est = simulate.update_rms(
+        optimizers.SGDM(b1), gradients.Gaussian(mean=mu), rng=rng, n_coords=4000, steps=2000, control_variate=False
+    )
     assert_within(est, np.sqrt(mu**2 + (1 - b1) / (1 + b1)))
 
 
 def test_update_moments_mean(rng):
-    est = simulate.update_moments(optimizers.SGDM(0.5), gradients.Gaussian(mean=0.3), rng=rng, n_coords=4000, steps=1000)
+    est = simulate.update_moments(
+        optimizers.SGDM(0.5), gradients.Gaussian(mean=0.3), rng=rng, n_coords=4000, steps=1000, control_variate=False
+    )
     assert_within(est["mean"], 0.3)
+
+
+def test_update_moments_control_variate(rng):
+    # exact for SGDM (u = m) ...
+    est = simulate.update_moments(optimizers.SGDM(0.5), gradients.Gaussian(mean=0.3), rng=rng, n_coords=800, steps=500)
+    assert est["mean"].value == pytest.approx(0.3, rel=1e-12)
+    assert est["second"].value == pytest.approx(0.09 + 1 / 3, rel=1e-12)
+    # ... and consistent with the raw estimator, with a smaller error, for Adam
+    kw = dict(rng=rng, n_coords=4000, steps=2000)
+    raw = simulate.update_moments(optimizers.Adam(0.9, 0.95), gradients.Gaussian(mean=0.3), control_variate=False, **kw)
+    cv = simulate.update_moments(optimizers.Adam(0.9, 0.95), gradients.Gaussian(mean=0.3), **kw)
+    for key in ("mean", "second"):
+        z = (raw[key].value - cv[key].value) / np.hypot(raw[key].stderr, cv[key].stderr)
+        assert abs(z) < Z_TOL, (key, z)
+        assert cv[key].stderr < raw[key].stderr
 
 
 def test_signsgdm_update_rms_is_one(rng):
@@ -44,7 +63,9 @@ def test_signsgdm_update_rms_is_one(rng):
 
 def test_grid_of_hyperparameters_in_one_run(rng):
     b1 = np.array([[0.0], [0.5], [0.9]])
-    est = simulate.update_rms(optimizers.SGDM(b1), gradients.Gaussian(), rng=rng, n_coords=4000, steps=2000)
+    est = simulate.update_rms(
+        optimizers.SGDM(b1), gradients.Gaussian(), rng=rng, n_coords=4000, steps=2000, control_variate=False
+    )
     assert est.value.shape == (3,)
     assert_within(est, np.sqrt((1 - b1[:, 0]) / (1 + b1[:, 0])))
 
@@ -60,13 +81,37 @@ def test_default_precision_of_update_rms(rng):
     [(0.01, 1.0, 0.9, 0.0), (0.01, 1.0, 0.9, 0.3), (1e-3, 0.1, 0.9, 0.0), (0.05, 2.0, 0.5, 0.2)],
 )
 def test_weight_rms_of_sgdm_is_exact(rng, lr, wd, b1, mu):
-    est = simulate.weight_rms(optimizers.SGDM(b1), gradients.Gaussian(mean=mu), lr=lr, wd=wd, rng=rng, n_coords=4000)
+    # the raw estimator (no control variate) against the exact SGDM value
+    est = simulate.weight_rms(
+        optimizers.SGDM(b1), gradients.Gaussian(mean=mu), lr=lr, wd=wd, rng=rng, n_coords=4000, control_variate=False
+    )
     assert_within(est, sgdm_weight_rms(lr, wd, b1, mu))
+
+
+def test_control_variate_is_exact_for_sgdm(rng):
+    # u = m: the control variate removes all noise and leaves its exact value,
+    # which must be the exact SGDM weight RMS up to the truncation e^-12
+    est = simulate.weight_rms(optimizers.SGDM(0.9), gradients.Gaussian(mean=0.2), lr=0.01, wd=1.0, rng=rng, n_coords=800)
+    assert est.value == pytest.approx(sgdm_weight_rms(0.01, 1.0, 0.9, 0.2), rel=1e-6)
+    assert est.stderr < 1e-9 * est.value
+
+
+@pytest.mark.parametrize("rule", [optimizers.SignSGDM(0.9), optimizers.Adam(0.9, 0.95)], ids=repr)
+@pytest.mark.parametrize("mu", [0.0, 0.3])
+def test_control_variate_agrees_with_raw_estimator(rng, rule, mu):
+    kw = dict(lr=0.01, wd=1.0, n_coords=4000)
+    raw = simulate.weight_rms(rule, gradients.Gaussian(mean=mu), rng=rng, control_variate=False, **kw)
+    cv = simulate.weight_rms(rule, gradients.Gaussian(mean=mu), rng=rng, **kw)
+    z = (raw.value - cv.value) / np.hypot(raw.stderr, cv.stderr)
+    assert abs(z) < Z_TOL, z
+    assert cv.stderr < raw.stderr
 
 
 def test_weight_rms_with_coordinates_of_different_means(rng):
     mu = np.tile([0.0, 0.2, 0.4, 0.6], 1000)
-    est = simulate.weight_rms(optimizers.SGDM(0.9), gradients.Gaussian(mean=mu), lr=0.01, wd=1.0, rng=rng, n_coords=4000)
+    est = simulate.weight_rms(
+        optimizers.SGDM(0.9), gradients.Gaussian(mean=mu), lr=0.01, wd=1.0, rng=rng, n_coords=4000, control_variate=False
+    )
     exact = np.sqrt(np.mean(sgdm_weight_rms(0.01, 1.0, 0.9, mu) ** 2))
     assert_within(est, exact)
 
@@ -105,7 +150,8 @@ def test_same_seed_same_estimate():
     assert a.value == b.value and a.stderr == b.stderr
 
 
-def test_reported_stderr_matches_spread_over_seeds():
+@pytest.mark.parametrize("control_variate", [False, True])
+def test_reported_stderr_matches_spread_over_seeds(control_variate):
     """Estimator honesty: over 40 independent seeds the values scatter as the
     reported standard errors say. The ratio of the sample spread to the mean
     stderr has a relative standard deviation of about 1/sqrt(2*39) = 0.11; the
@@ -113,7 +159,8 @@ def test_reported_stderr_matches_spread_over_seeds():
     values, errors = [], []
     for seed in range(40):
         est = simulate.update_rms(
-            optimizers.Adam(0.9, 0.95), gradients.Gaussian(), rng=np.random.default_rng(seed), n_coords=800, steps=400
+            optimizers.Adam(0.9, 0.95), gradients.Gaussian(), rng=np.random.default_rng(seed), n_coords=800, steps=400,
+            control_variate=control_variate,
         )
         values.append(est.value)
         errors.append(est.stderr)
@@ -121,12 +168,13 @@ def test_reported_stderr_matches_spread_over_seeds():
     assert 0.55 < ratio < 1.45, ratio
 
 
-def test_weight_rms_stderr_matches_spread_over_seeds():
+@pytest.mark.parametrize("control_variate", [False, True])
+def test_weight_rms_stderr_matches_spread_over_seeds(control_variate):
     values, errors = [], []
     for seed in range(40):
         est = simulate.weight_rms(
-            optimizers.SGDM(0.9), gradients.Gaussian(mean=0.1), lr=0.01, wd=1.0,
-            rng=np.random.default_rng(seed), n_coords=800, steps=1000,
+            optimizers.SignSGDM(0.9), gradients.Gaussian(mean=0.1), lr=0.01, wd=1.0,
+            rng=np.random.default_rng(seed), n_coords=800, steps=1000, control_variate=control_variate,
         )
         values.append(est.value)
         errors.append(est.stderr)

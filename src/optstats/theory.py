@@ -96,7 +96,7 @@ def double_ema_kernel(beta3, beta1, k):
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.log(l / h)
         ratio = np.where(r == 0, kk, np.expm1(kk * r) / np.expm1(r))
-        out[live] = np.where(kk == 0, 0.0, h ** (kk - 1) * ratio)
+        out[live] = np.where(kk == 0, 0.0, h ** np.maximum(kk - 1, 0) * ratio)
     return out[()] if out.ndim == 0 else out
 
 

@@ -24,36 +24,31 @@ def finite(name: str, value) -> np.ndarray:
     return _as_array(name, value)
 
 
+def _in_range(name: str, value, outside, allowed: str) -> np.ndarray:
+    arr = _as_array(name, value)
+    if np.any(outside(arr)):
+        raise ValueError(f"{name} must {allowed}, got {value!r}")
+    return arr
+
+
 def beta(name: str, value) -> np.ndarray:
     """An EMA coefficient in [0, 1)."""
-    arr = _as_array(name, value)
-    if np.any((arr < 0) | (arr >= 1)):
-        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
-    return arr
+    return _in_range(name, value, lambda a: (a < 0) | (a >= 1), "lie in [0, 1)")
 
 
 def nonnegative(name: str, value) -> np.ndarray:
     """A real number >= 0 (learning rate, weight decay, epsilon, RMS)."""
-    arr = _as_array(name, value)
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return arr
+    return _in_range(name, value, lambda a: a < 0, "be >= 0")
 
 
 def positive(name: str, value) -> np.ndarray:
     """A real number > 0 (a standard deviation)."""
-    arr = _as_array(name, value)
-    if np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return arr
+    return _in_range(name, value, lambda a: a <= 0, "be > 0")
 
 
 def at_least_one(name: str, value) -> np.ndarray:
     """A batch size: a real number >= 1."""
-    arr = _as_array(name, value)
-    if np.any(arr < 1):
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-    return arr
+    return _in_range(name, value, lambda a: a < 1, "be >= 1")
 
 
 def count(name: str, value, minimum: int = 1) -> int:

@@ -70,6 +70,20 @@ def test_grid_of_hyperparameters_in_one_run(rng):
     assert_within(est, np.sqrt((1 - b1[:, 0]) / (1 + b1[:, 0])))
 
 
+def test_control_variate_on_a_grid_agrees_with_raw_estimator(rng):
+    b1 = np.array([[0.0], [0.5], [0.9]])
+    kw = dict(rng=rng, n_coords=4000, steps=2000)
+    cv = simulate.update_rms(optimizers.Adam(b1, 0.95), gradients.Gaussian(mean=0.2), **kw)
+    raw = simulate.update_rms(optimizers.Adam(b1, 0.95), gradients.Gaussian(mean=0.2), control_variate=False, **kw)
+    assert cv.value.shape == (3,)
+    assert np.all(np.abs(cv.value - raw.value) < Z_TOL * np.hypot(cv.stderr, raw.stderr))
+    kw = dict(lr=0.01, wd=1.0, rng=rng, n_coords=4000)
+    cv = simulate.weight_rms(optimizers.SignSGDM(b1), gradients.Gaussian(), **kw)
+    raw = simulate.weight_rms(optimizers.SignSGDM(b1), gradients.Gaussian(), control_variate=False, **kw)
+    assert cv.value.shape == (3,)
+    assert np.all(np.abs(cv.value - raw.value) < Z_TOL * np.hypot(cv.stderr, raw.stderr))
+
+
 def test_default_precision_of_update_rms(rng):
     # the target: stderr below 0.2% of the value with the defaults
     est = simulate.update_rms(optimizers.Adam(0.9, 0.95), gradients.Gaussian(), rng=rng)

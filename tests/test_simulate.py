@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import Z_TOL
 
-from optstats import gradients, optimizers, simulate, stats
+from optstats import gradients, optimizers, simulate, stats, theory
 
 
 def sgdm_weight_rms(lr, wd, b1, mu=0.0, sigma=1.0):
@@ -237,3 +237,32 @@ def test_trajectory_bad_input(rng):
         simulate.update_rms("adam", gradients.Gaussian(), rng=rng)
     with pytest.raises(ValueError, match="rng"):
         simulate.update_rms(optimizers.SGDM(0.9), gradients.Gaussian(), rng=0)
+
+
+@pytest.mark.parametrize("b1, mu", [(0.9, 0.0), (0.5, 0.7)])
+def test_momentum_ratio_is_exact_in_the_limit(rng, b1, mu):
+    """sum m^2 / sum g^2 -> (mu^2 + (1-b1)/(1+b1) sigma^2) / (mu^2 + sigma^2) over many coordinates."""
+    est = simulate.momentum_ratio(optimizers.SGDM(b1), gradients.Gaussian(mean=mu, std=2.0), rng=rng, n_coords=4000, steps=1000)
+    c = (1 - b1) / (1 + b1)
+    assert_within(est, np.sqrt((mu**2 + 4 * c) / (mu**2 + 4)))
+
+
+def test_update_rms_trajectory_from_step_one(rng):
+    # bias-corrected Adam without eps: u_1 = g_1/|g_1| = +-1 exactly
+    adam = optimizers.Adam(0.9, 0.95, bias_correction=True)
+    est = simulate.update_rms_trajectory(adam, gradients.Gaussian(), steps=[1, 2], rng=rng, n_coords=400)
+    assert est.value[0] == pytest.approx(1.0, abs=1e-15) and est.stderr[0] < 1e-15  # rounding of g/sqrt(g^2)
+    # SGDM: u_t = m_t, whose second moment at every t is an EMA-chapter closed form
+    steps = np.array([1, 3, 10, 60])
+    est = simulate.update_rms_trajectory(optimizers.SGDM(0.8), gradients.Gaussian(mean=0.3), steps=steps, rng=rng, n_coords=8000)
+    exact = np.sqrt(theory.ema_mean(0.8, steps, mean=0.3) ** 2 + theory.ema_variance(0.8, steps))
+    assert_within(est, exact)
+
+
+def test_new_estimators_bad_input(rng):
+    with pytest.raises(ValueError, match="steps"):
+        simulate.update_rms_trajectory(optimizers.SGDM(0.9), gradients.Gaussian(), steps=[0, 3], rng=rng, n_coords=400)
+    with pytest.raises(ValueError, match="steps"):
+        simulate.momentum_ratio(optimizers.SGDM(0.9), gradients.Gaussian(), steps=0, rng=rng, n_coords=400)
+    with pytest.raises(ValueError, match="n_coords"):
+        simulate.momentum_ratio(optimizers.SGDM(0.9), gradients.Gaussian(), rng=rng, n_coords=401)

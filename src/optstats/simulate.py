@@ -67,8 +67,9 @@ def _group_means(per_coord: np.ndarray, groups: int) -> np.ndarray:
 
 
 def _update_blocks(rule, gradients, rng, shape, burn_in, steps, block, with_momentum=False):
-    """Yield blocks of updates u_t, shape (<= block, *shape), after the burn-in;
-    with ``with_momentum``, pairs (u, m) of the updates and the momentum EMA."""
+    """Yield blocks after the burn-in, each of shape (<= block, *shape): the
+    updates u_t alone, or with ``with_momentum`` triples (u, m, g) of the
+    updates, the momentum EMA and the gradients."""
     state = rule.init(shape)
     total = burn_in + steps
     buf = np.empty((min(block, total), *shape))
@@ -87,7 +88,8 @@ def _update_blocks(rule, gradients, rng, shape, burn_in, steps, block, with_mome
                     out_m[k] = state.m
         done += n
         if keep_from < n:
-            yield (out[keep_from:n], out_m[keep_from:n]) if with_momentum else out[keep_from:n]
+            kept = slice(keep_from, n)
+            yield (out[kept], out_m[kept], g[kept]) if with_momentum else out[kept]
 
 
 def update_moments(
@@ -109,7 +111,7 @@ def update_moments(
     block = _validate.count("block", block)
     sums = {name: np.zeros(shape) for name in ("u", "uu", "m", "mm")}
     for blocks in _update_blocks(rule, gradients, rng, shape, burn_in, steps, block, with_momentum=control_variate):
-        u, m = blocks if control_variate else (blocks, None)
+        u, m, _ = blocks if control_variate else (blocks, None, None)
         sums["u"] += u.sum(axis=0)
         sums["uu"] += np.einsum("t...,t...->...", u, u)
         if control_variate:
@@ -142,6 +144,71 @@ def update_rms(
         control_variate=control_variate,
     )
     return stats.sqrt(moments["second"])
+
+
+def momentum_ratio(rule, gradients, *, rng, n_coords=10_000, steps=4_000, burn_in=None, groups=40, block=256):
+    """Stationary ||m_t|| / ||g_t||: the momentum's norm over the gradient's, as sqrt(sum m^2 / sum g^2).
+
+    The sums run over the coordinates of each group and the steps after the
+    burn-in; the replicas are the per-group ratios (their O(1/(coordinates x
+    steps)) ratio bias is far below the standard error), mapped through the
+    square root by the delta method. The momentum is the same EMA of g for
+    every rule, so this measures the statistic post 11267 reads the SNR from.
+    """
+    shape, groups = _check_common(rule, gradients, rng, n_coords, groups)
+    steps = _validate.count("steps", steps)
+    burn_in = _burn_in(rule, burn_in)
+    block = _validate.count("block", block)
+    mm = np.zeros(shape)
+    gg = np.zeros(shape)
+    for _, m, g in _update_blocks(rule, gradients, rng, shape, burn_in, steps, block, with_momentum=True):
+        mm += np.einsum("t...,t...->...", m, m)
+        gg += np.einsum("t...,t...->...", g, g)
+    return stats.sqrt(stats.from_replicas(_group_means(mm, groups) / _group_means(gg, groups)))
+
+
+def _check_steps(steps):
+    """An increasing 1-d sequence of step numbers >= 1, as an int array."""
+    steps_arr = np.asarray(steps)
+    if steps_arr.ndim != 1 or steps_arr.size == 0 or not np.issubdtype(steps_arr.dtype, np.integer):
+        raise ValueError(f"steps must be a non-empty 1-d sequence of whole numbers, got {steps!r}")
+    if steps_arr[0] < 1 or np.any(np.diff(steps_arr) <= 0):
+        raise ValueError(f"steps must be increasing whole numbers >= 1, got {steps!r}")
+    return steps_arr
+
+
+def update_rms_trajectory(rule, gradients, *, steps, rng, n_coords=10_000, groups=40, block=256):
+    """RMS of the update u_t over coordinates at the step numbers in ``steps``, from step 1.
+
+    Each coordinate runs the rule from its zero state; the RMS at step t is
+    sqrt(E[u_t^2]) over the ensemble of coordinates (no time averaging), with
+    the error bar from ``groups`` independent groups. Returns one Estimate with
+    a trailing axis over ``steps``.
+    """
+    shape, groups = _check_common(rule, gradients, rng, n_coords, groups)
+    steps_arr = _check_steps(steps)
+    block = _validate.count("block", block)
+    records = np.empty((*shape[:-1], groups, steps_arr.size))
+    wanted = {int(s): j for j, s in enumerate(steps_arr)}
+    for t, u, _ in _steps_from_one(rule, gradients, rng, shape, int(steps_arr[-1]), block):
+        j = wanted.get(t)
+        if j is not None:
+            records[..., j] = _group_means(u * u, groups)
+    return stats.sqrt(stats.from_replicas(np.moveaxis(records, -2, -1)))
+
+
+def _steps_from_one(rule, gradients, rng, shape, last, block):
+    """Yield (t, u_t, state) for t = 1..last, the gradients drawn in blocks."""
+    state = rule.init(shape)
+    buf = np.empty((min(block, last), *shape))
+    t = 0
+    while t < last:
+        n = min(block, last - t)
+        g = gradients.draw(rng, n, shape, out=buf[:n])
+        for k in range(n):
+            u = rule.step(state, g[k])
+            t += 1
+            yield t, u, state
 
 
 def _check_lr_wd(lr, wd):
@@ -364,11 +431,7 @@ def weight_rms_trajectory(
     whose value and stderr have a trailing axis over ``steps``.
     """
     shape, groups = _check_common(rule, gradients, rng, n_coords, groups)
-    steps_arr = np.asarray(steps)
-    if steps_arr.ndim != 1 or steps_arr.size == 0 or not np.issubdtype(steps_arr.dtype, np.integer):
-        raise ValueError(f"steps must be a non-empty 1-d sequence of whole numbers, got {steps!r}")
-    if steps_arr[0] < 1 or np.any(np.diff(steps_arr) <= 0):
-        raise ValueError(f"steps must be increasing whole numbers >= 1, got {steps!r}")
+    steps_arr = _check_steps(steps)
     last = int(steps_arr[-1])
     lr_t = _per_step("lr", lr, last, _validate.nonnegative)
     wd_t = _per_step("wd", wd, last, _validate.nonnegative)
@@ -378,22 +441,14 @@ def weight_rms_trajectory(
     block = _validate.count("block", block)
 
     theta = rng.standard_normal(shape) * theta0_rms
-    state = rule.init(shape)
-    buf = np.empty((min(block, last), *shape))
     records = np.empty((*shape[:-1], groups, steps_arr.size))
     wanted = {int(s): j for j, s in enumerate(steps_arr)}
-    t = 0
-    while t < last:
-        n = min(block, last - t)
-        g = gradients.draw(rng, n, shape, out=buf[:n])
-        for k in range(n):
-            u = rule.step(state, g[k])
-            theta *= 1.0 - lr_t[t] * wd_t[t]
-            np.multiply(u, lr_t[t], out=state.tmp)
-            theta -= state.tmp
-            t += 1
-            j = wanted.get(t)
-            if j is not None:
-                records[..., j] = _group_means(theta**2, groups)
+    for t, u, state in _steps_from_one(rule, gradients, rng, shape, last, block):
+        theta *= 1.0 - lr_t[t - 1] * wd_t[t - 1]
+        np.multiply(u, lr_t[t - 1], out=state.tmp)
+        theta -= state.tmp
+        j = wanted.get(t)
+        if j is not None:
+            records[..., j] = _group_means(theta**2, groups)
     est = stats.from_replicas(np.moveaxis(records, -2, -1))
     return stats.sqrt(est)

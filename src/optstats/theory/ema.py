@@ -1,9 +1,4 @@
-"""Closed forms as vectorised numpy functions.
-
-Every function broadcasts its array arguments and validates them (a ``ValueError``
-names the parameter, its value and the allowed range). Each docstring names
-the chapter and equation it implements; the chapters derive these formulas with
-sympy and assert that the numpy versions agree.
+"""EMA sums: mean and variance of an EMA and of an EMA of an EMA, at finite t and stationary.
 
 EMA conventions (chapter "The EMA toolkit", ``book/ema.ipynb``):
 m_t = beta m_{t-1} + (1 - beta) x_t with m_0 = 0, the x_t iid with mean mu and
@@ -14,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate
+from .. import _validate
 
 #: direct summation is used for finite t up to this many terms; beyond it the
 #: closed forms, whose cancellation error is below ~1e-13 for t (1 - beta) > 1e-3

@@ -1,0 +1,41 @@
+"""Closed forms and exact references as vectorised numpy functions.
+
+Every function broadcasts its array arguments and validates them (a ``ValueError``
+names the parameter, its value and the allowed range). Each docstring names
+the chapter and equation it implements; the chapters derive these formulas with
+sympy and assert that the numpy versions agree.
+
+One module per idea, all re-exported here:
+
+- ``ema``: EMA and double-EMA sums (chapter "The EMA toolkit");
+- ``update_rms``: Adam's stationary update statistics and the SNR estimators
+  (chapter "Adam's update RMS").
+"""
+
+from .ema import (
+    double_ema_kernel,
+    double_ema_mean,
+    double_ema_variance,
+    double_ema_variance_post,
+    ema_mean,
+    ema_variance,
+)
+from .update_rms import (
+    adam_update_mean,
+    adam_update_rms,
+    snr_from_momentum_ratio,
+    snr_from_update_rms,
+)
+
+__all__ = [
+    "adam_update_mean",
+    "adam_update_rms",
+    "double_ema_kernel",
+    "double_ema_mean",
+    "double_ema_variance",
+    "double_ema_variance_post",
+    "ema_mean",
+    "ema_variance",
+    "snr_from_momentum_ratio",
+    "snr_from_update_rms",
+]

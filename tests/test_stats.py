@@ -38,3 +38,12 @@ def test_format_shows_value_and_stderr():
 def test_from_replicas_needs_two():
     with pytest.raises(ValueError, match="at least 2"):
         stats.from_replicas(np.array([1.0]))
+
+
+def test_transform_is_the_delta_method():
+    est = stats.Estimate(np.array([0.25, 4.0]), np.array([0.01, 0.1]), 39)
+    out = stats.transform(est, np.log, lambda x: 1 / x)
+    np.testing.assert_allclose(out.value, np.log([0.25, 4.0]))
+    np.testing.assert_allclose(out.stderr, [0.04, 0.025])
+    assert out.dof == 39
+    np.testing.assert_allclose(stats.sqrt(est).stderr, [0.01, 0.025])

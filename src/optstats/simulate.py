@@ -6,7 +6,10 @@ the coordinates are split into ``groups`` interleaved groups (coordinate i in
 group i mod groups) whose results are independent replicas; the spread of the
 group results gives the standard error (``optstats.stats.from_replicas``).
 That error bar is honest whatever the autocorrelation in time, and needs no
-choice of batch length.
+choice of batch length. Per-coordinate parameters (a gradient mean or scale
+that differs between coordinates) should therefore vary in contiguous blocks,
+not with a period that divides ``groups``: otherwise the groups differ
+systematically, the error bar is inflated, and ratio estimators are biased.
 
 Stationary estimators use the rule's momentum m as a control variate by
 default: m is an EMA of the Gaussian gradients, so its stationary statistics

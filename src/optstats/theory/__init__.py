@@ -9,7 +9,9 @@ One module per idea, all re-exported here:
 
 - ``ema``: EMA and double-EMA sums (chapter "The EMA toolkit");
 - ``update_rms``: Adam's stationary update statistics and the SNR estimators
-  (chapter "Adam's update RMS").
+  (chapter "Adam's update RMS");
+- ``weight_rms``: the weight RMS under decoupled weight decay (chapter "The
+  weight RMS of AdamW").
 """
 
 from .ema import (
@@ -26,16 +28,20 @@ from .update_rms import (
     snr_from_momentum_ratio,
     snr_from_update_rms,
 )
+from .weight_rms import adamw_weight_rms, signsgdmw_weight_rms, weight_rms_quick_estimate
 
 __all__ = [
     "adam_update_mean",
     "adam_update_rms",
+    "adamw_weight_rms",
     "double_ema_kernel",
     "double_ema_mean",
     "double_ema_variance",
     "double_ema_variance_post",
     "ema_mean",
     "ema_variance",
+    "signsgdmw_weight_rms",
     "snr_from_momentum_ratio",
     "snr_from_update_rms",
+    "weight_rms_quick_estimate",
 ]

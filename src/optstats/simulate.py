@@ -214,6 +214,42 @@ def _steps_from_one(rule, gradients, rng, shape, last, block):
             yield t, u, state
 
 
+def weight_update_products(
+    rule, gradients, *, lr, wd, theta0_rms, rng, n_coords=10_000, steps=2_000, burn_in=None, groups=40, block=256
+):
+    """Time-averaged E[theta_{t-1} u_t], E[u_t^2] and E[theta_{t-1}^2] along a run from theta_0.
+
+    These are the three terms of the squared weight recursion
+    theta_t^2 = beta3^2 theta_{t-1}^2 - 2 beta3 lr theta_{t-1} u_t + lr^2 u_t^2,
+    whose cross term post 11307's quick estimate drops. theta_0 ~ N(0,
+    theta0_rms^2); averages run over the ``steps`` after ``burn_in`` (default:
+    14 memories of the rule's slowest EMA, enough for the update statistics and
+    for the cross term, which is built from the last few memories of updates;
+    E[theta^2] is stationary only if theta0_rms starts it there). Returns a dict
+    of Estimates ``"theta_u"``, ``"uu"``, ``"theta_theta"`` and ``"cos"`` (the
+    per-group cosine of theta_{t-1} and u_t, averaged over steps).
+    """
+    shape, groups = _check_common(rule, gradients, rng, n_coords, groups)
+    lr, wd = _check_lr_wd(lr, wd)
+    theta0_rms = float(_validate.nonnegative("theta0_rms", theta0_rms))
+    steps = _validate.count("steps", steps)
+    burn_in = _burn_in(rule, burn_in)
+    block = _validate.count("block", block)
+    theta = rng.standard_normal(shape) * theta0_rms
+    sums = {name: np.zeros((*shape[:-1], groups)) for name in ("theta_u", "uu", "theta_theta", "cos")}
+    for t, u, state in _steps_from_one(rule, gradients, rng, shape, burn_in + steps, block):
+        if t > burn_in:
+            tu, uu, tt = (_group_means(x, groups) for x in (theta * u, u * u, theta * theta))
+            sums["theta_u"] += tu
+            sums["uu"] += uu
+            sums["theta_theta"] += tt
+            sums["cos"] += tu / np.sqrt(uu * tt)
+        theta *= 1.0 - lr * wd
+        np.multiply(u, lr, out=state.tmp)
+        theta -= state.tmp
+    return {name: stats.from_replicas(total / steps) for name, total in sums.items()}
+
+
 def _check_lr_wd(lr, wd):
     lr = _validate.positive("lr", lr)
     wd = _validate.positive("wd", wd)

@@ -36,6 +36,16 @@ def beta(name: str, value) -> np.ndarray:
     return _in_range(name, value, lambda a: (a < 0) | (a >= 1), "lie in [0, 1)")
 
 
+def open_unit(name: str, value) -> np.ndarray:
+    """A number in (0, 1): an EMA coefficient that must not be zero."""
+    return _in_range(name, value, lambda a: (a <= 0) | (a >= 1), "lie in (0, 1)")
+
+
+def unit_fraction(name: str, value) -> np.ndarray:
+    """A ratio in [0, 1), such as an RMS or a norm ratio below one."""
+    return _in_range(name, value, lambda a: (a < 0) | (a >= 1), "lie in [0, 1)")
+
+
 def nonnegative(name: str, value) -> np.ndarray:
     """A real number >= 0 (learning rate, weight decay, epsilon, RMS)."""
     return _in_range(name, value, lambda a: a < 0, "be >= 0")

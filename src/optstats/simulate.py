@@ -73,26 +73,22 @@ def _update_blocks(rule, gradients, rng, shape, burn_in, steps, block, with_mome
     """Yield blocks after the burn-in, each of shape (<= block, *shape): the
     updates u_t alone, or with ``with_momentum`` triples (u, m, g) of the
     updates, the momentum EMA and the gradients."""
-    state = rule.init(shape)
-    total = burn_in + steps
-    buf = np.empty((min(block, total), *shape))
-    out = np.empty_like(buf)
-    out_m = np.empty_like(buf) if with_momentum else None
-    done = 0
-    while done < total:
-        n = min(block, total - done)
-        g = gradients.draw(rng, n, shape, out=buf[:n])
-        keep_from = max(0, burn_in - done)
-        for k in range(n):
-            u = rule.step(state, g[k])
-            if k >= keep_from:
-                out[k] = u
-                if with_momentum:
-                    out_m[k] = state.m
-        done += n
-        if keep_from < n:
-            kept = slice(keep_from, n)
-            yield (out[kept], out_m[kept], g[kept]) if with_momentum else out[kept]
+    size = min(block, steps)
+    out = np.empty((size, *shape))
+    out_m = np.empty_like(out) if with_momentum else None
+    out_g = np.empty_like(out) if with_momentum else None
+    filled = 0
+    for t, u, state, g in _steps_from_one(rule, gradients, rng, shape, burn_in + steps, block):
+        if t <= burn_in:
+            continue
+        out[filled] = u
+        if with_momentum:
+            out_m[filled] = state.m
+            out_g[filled] = g
+        filled += 1
+        if filled == size or t == burn_in + steps:
+            yield (out[:filled], out_m[:filled], out_g[:filled]) if with_momentum else out[:filled]
+            filled = 0
 
 
 def update_moments(
@@ -193,7 +189,7 @@ def update_rms_trajectory(rule, gradients, *, steps, rng, n_coords=10_000, group
     block = _validate.count("block", block)
     records = np.empty((*shape[:-1], groups, steps_arr.size))
     wanted = {int(s): j for j, s in enumerate(steps_arr)}
-    for t, u, _ in _steps_from_one(rule, gradients, rng, shape, int(steps_arr[-1]), block):
+    for t, u, _, _ in _steps_from_one(rule, gradients, rng, shape, int(steps_arr[-1]), block):
         j = wanted.get(t)
         if j is not None:
             records[..., j] = _group_means(u * u, groups)
@@ -201,7 +197,9 @@ def update_rms_trajectory(rule, gradients, *, steps, rng, n_coords=10_000, group
 
 
 def _steps_from_one(rule, gradients, rng, shape, last, block):
-    """Yield (t, u_t, state) for t = 1..last, the gradients drawn in blocks."""
+    """Yield (t, u_t, state, g_t) for t = 1..last, the gradients drawn in blocks.
+
+    u_t and g_t are views into buffers that the next step overwrites."""
     state = rule.init(shape)
     buf = np.empty((min(block, last), *shape))
     t = 0
@@ -211,7 +209,7 @@ def _steps_from_one(rule, gradients, rng, shape, last, block):
         for k in range(n):
             u = rule.step(state, g[k])
             t += 1
-            yield t, u, state
+            yield t, u, state, g[k]
 
 
 def weight_update_products(
@@ -237,7 +235,7 @@ def weight_update_products(
     block = _validate.count("block", block)
     theta = rng.standard_normal(shape) * theta0_rms
     sums = {name: np.zeros((*shape[:-1], groups)) for name in ("theta_u", "uu", "theta_theta", "cos")}
-    for t, u, state in _steps_from_one(rule, gradients, rng, shape, burn_in + steps, block):
+    for t, u, state, _ in _steps_from_one(rule, gradients, rng, shape, burn_in + steps, block):
         if t > burn_in:
             tu, uu, tt = (_group_means(x, groups) for x in (theta * u, u * u, theta * theta))
             sums["theta_u"] += tu
@@ -482,7 +480,7 @@ def weight_rms_trajectory(
     theta = rng.standard_normal(shape) * theta0_rms
     records = np.empty((*shape[:-1], groups, steps_arr.size))
     wanted = {int(s): j for j, s in enumerate(steps_arr)}
-    for t, u, state in _steps_from_one(rule, gradients, rng, shape, last, block):
+    for t, u, state, _ in _steps_from_one(rule, gradients, rng, shape, last, block):
         theta *= 1.0 - lr_t[t - 1] * wd_t[t - 1]
         np.multiply(u, lr_t[t - 1], out=state.tmp)
         theta -= state.tmp

@@ -61,7 +61,7 @@ def _betas(beta1, beta2, method):
     if method == "mean-field":
         return beta1, _validate.beta("beta2", beta2)
     # beta2 = 0 makes v = g^2 and E[m^2 / g^2] infinite whenever beta1 > 0
-    return beta1, _validate._in_range("beta2", beta2, lambda a: (a <= 0) | (a >= 1), "lie in (0, 1)")
+    return beta1, _validate.open_unit("beta2", beta2)
 
 
 def _moment_terms(beta1, beta2, mu):
@@ -212,7 +212,7 @@ def adam_update_mean(beta1, beta2=None, mu_over_sigma=0.0, *, method="mean-field
 
 def _inverse(name, value, beta1):
     beta1 = _validate.beta("beta1", beta1)
-    value = _validate._in_range(name, value, lambda a: (a < 0) | (a >= 1), "lie in [0, 1)")
+    value = _validate.unit_fraction(name, value)
     c = (1 - beta1) / (1 + beta1)
     return (value**2 - c) / (1 - value**2)
 

@@ -1,6 +1,8 @@
 # The set-up and the two commands of the README (`make book`, `make test`).
 # Every target first makes sure .venv holds exactly requirements.txt and the
-# package; that step re-runs only when requirements.txt or pyproject.toml change.
+# package, and node_modules/ the pinned MathJax the book serves itself; that
+# step re-runs only when requirements.txt, pyproject.toml or package-lock.json
+# change.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,11 +13,13 @@ HTML   := _build/html/index.html
 JB_FLAGS := -W -n --keep-going
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: book test unit nbval book-strict notebooks lab bench clean setup
+.PHONY: book test unit nbval book-strict browser notebooks lab bench clean setup
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js and npm (Debian: sudo apt-get install nodejs npm); the book serves MathJax from the npm registry's package"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -27,11 +31,12 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "The book: $(abspath $(HTML))"
 
-## make test: unit tests, every chapter re-run by nbval, and a strict build
-test: unit nbval book-strict
+## make test: unit tests, every chapter re-run by nbval, a strict build, and
+## every page of that build checked offline in headless Chromium
+test: unit nbval book-strict browser
 
 unit: $(STAMP)
-	$(PYTEST) tests
+	$(PYTEST) tests --ignore=tests/browser
 
 nbval: $(STAMP)
 	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
@@ -40,6 +45,10 @@ book-strict: $(STAMP)
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "The book: $(abspath $(HTML))"
+
+# needs the build above; screenshots of every page go to _build/screenshots/
+browser: $(STAMP)
+	$(PYTEST) -rs tests/browser
 
 ## make notebooks: re-execute every chapter in place (the only way outputs are made)
 notebooks: $(STAMP)
@@ -53,4 +62,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf _build .pytest_cache src/*.egg-info
+	rm -rf _build .pytest_cache src/*.egg-info node_modules

@@ -1,0 +1,153 @@
+"""What the browser test checks on one page of the built book.
+
+`check_page` loads a page in headless Chromium and returns a list of problems
+(empty when the page is fine), so the test of the real book and the self-test
+on a deliberately broken page share one definition of "broken".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlsplit
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+#: schemes that never leave the machine
+LOCAL_SCHEMES = {"data", "blob", "about"}
+
+#: TeX that MathJax did not turn into math: a control word, or a math delimiter,
+#: in the visible text once code, scripts and rendered math are set aside.
+RAW_TEX = re.compile(r"\\[A-Za-z]{2,}|\\[()\[\]]|\$\$")
+
+#: the visible text of a page minus code, scripts and rendered math
+VISIBLE_PROSE_JS = """() => {
+  const body = document.body.cloneNode(true);
+  body.querySelectorAll(
+    'pre, code, script, style, textarea, mjx-container, .highlight, .MathJax'
+  ).forEach(el => el.remove());
+  return body.innerText;
+}"""
+
+MATH_STATE_JS = """() => ({
+  spans: document.querySelectorAll('.math').length,
+  unrendered: Array.from(document.querySelectorAll('.math'))
+      .filter(el => !el.querySelector('mjx-container'))
+      .map(el => el.textContent.slice(0, 80)),
+  errors: Array.from(document.querySelectorAll('mjx-merror'))
+      .map(el => el.getAttribute('data-mjx-error') || el.textContent.slice(0, 80)),
+})"""
+
+IMAGES_JS = """() => Array.from(document.images).map(img => ({
+  src: img.getAttribute('src'),
+  ok: img.complete && img.naturalWidth > 0 && img.naturalHeight > 0,
+}))"""
+
+LINKS_JS = """() => Array.from(document.querySelectorAll('a[href]'))
+    .map(a => a.href)"""
+
+
+@dataclass
+class PageReport:
+    url: str
+    problems: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    math_count: int = 0
+    image_count: int = 0
+
+
+def is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in LOCAL_SCHEMES or parts.hostname in LOCAL_HOSTS
+
+
+class _Ids(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("id", "name") and value:
+                self.ids.add(value)
+
+
+_ID_CACHE: dict[Path, set[str]] = {}
+
+
+def anchors_of(path: Path) -> set[str]:
+    if path not in _ID_CACHE:
+        parser = _Ids()
+        parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+        _ID_CACHE[path] = parser.ids
+    return _ID_CACHE[path]
+
+
+def broken_internal_links(links: list[str], base_url: str, site: Path) -> list[str]:
+    """Links to the served site whose file or #anchor does not exist."""
+    broken = []
+    for link in dict.fromkeys(links):
+        if not link.startswith(base_url):
+            continue
+        target, fragment = urldefrag(link)
+        rel = unquote(urlsplit(target).path).lstrip("/")
+        path = site / rel
+        if path.is_dir():
+            path = path / "index.html"
+        if not path.is_file():
+            broken.append(f"{link} (no file {rel or '/'})")
+        elif fragment and path.suffix == ".html" and unquote(fragment) not in anchors_of(path):
+            broken.append(f"{link} (no anchor #{fragment})")
+    return broken
+
+
+def check_page(context, url: str, *, screenshot: Path | None = None) -> PageReport:
+    """Load `url` in a new tab of `context` and list what a reader would see as broken."""
+    report = PageReport(url)
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda msg: msg.type == "error" and errors.append(
+        f"console error: {msg.text} ({msg.location.get('url', '')})"))
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on("request", lambda req: report.requests.append(req.url))
+    page.on("requestfailed", lambda req: is_local(req.url) and errors.append(
+        f"request failed: {req.url} ({req.failure})"))
+    page.on("response", lambda resp: resp.status >= 400 and errors.append(
+        f"HTTP {resp.status}: {resp.url}"))
+    try:
+        page.goto(url, wait_until="load")
+        # lazily loaded images count too: ask for all of them now
+        page.evaluate("() => document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+        has_mathjax = page.evaluate("() => typeof window.MathJax !== 'undefined'")
+        if has_mathjax:
+            page.wait_for_function(
+                "() => window.MathJax.startup && window.MathJax.startup.promise", timeout=30_000
+            )
+            page.evaluate("() => window.MathJax.startup.promise")
+        page.wait_for_load_state("networkidle")
+
+        math = page.evaluate(MATH_STATE_JS)
+        report.math_count = math["spans"]
+        if math["spans"] and not has_mathjax:
+            errors.append(f"{math['spans']} math elements but MathJax is not loaded")
+        errors += [f"math not rendered: {tex!r}" for tex in math["unrendered"]]
+        errors += [f"MathJax error: {err!r}" for err in math["errors"]]
+        prose = page.evaluate(VISIBLE_PROSE_JS)
+        errors += [f"raw TeX in the text: {m!r}" for m in sorted(set(RAW_TEX.findall(prose)))]
+
+        images = page.evaluate(IMAGES_JS)
+        report.image_count = len(images)
+        errors += [f"image not loaded: {img['src']}" for img in images if not img["ok"]]
+
+        report.links = page.evaluate(LINKS_JS)
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
+    report.problems = errors + [
+        f"request to another host: {u}" for u in report.requests if not is_local(u)
+    ]
+    return report

@@ -11,9 +11,17 @@ One module per idea, all re-exported here:
 - ``update_rms``: Adam's stationary update statistics and the SNR estimators
   (chapter "Adam's update RMS");
 - ``weight_rms``: the weight RMS under decoupled weight decay (chapter "The
-  weight RMS of AdamW").
+  weight RMS of AdamW");
+- ``batch_size``: the optimal learning rate against the batch size (chapter
+  "Momentum and the learning-rate / batch-size law").
 """
 
+from .batch_size import (
+    adam_surge_threshold,
+    optimal_lr_adam,
+    optimal_lr_sgdm,
+    optimal_lr_signsgdm,
+)
 from .ema import (
     double_ema_kernel,
     double_ema_mean,
@@ -31,6 +39,7 @@ from .update_rms import (
 from .weight_rms import adamw_weight_rms, signsgdmw_weight_rms, weight_rms_quick_estimate
 
 __all__ = [
+    "adam_surge_threshold",
     "adam_update_mean",
     "adam_update_rms",
     "adamw_weight_rms",
@@ -40,6 +49,9 @@ __all__ = [
     "double_ema_variance_post",
     "ema_mean",
     "ema_variance",
+    "optimal_lr_adam",
+    "optimal_lr_sgdm",
+    "optimal_lr_signsgdm",
     "signsgdmw_weight_rms",
     "snr_from_momentum_ratio",
     "snr_from_update_rms",

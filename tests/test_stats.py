@@ -47,3 +47,9 @@ def test_transform_is_the_delta_method():
     np.testing.assert_allclose(out.stderr, [0.04, 0.025])
     assert out.dof == 39
     np.testing.assert_allclose(stats.sqrt(est).stderr, [0.01, 0.025])
+
+
+def test_z_scores_handle_zero_stderr():
+    est = stats.Estimate(np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.0, 0.0]))
+    z = stats.z_scores(est, np.array([0.0, 2.0 * (1 + 1e-15), 3.1]))
+    np.testing.assert_array_equal(z, [2.0, 0.0, np.inf])

@@ -103,3 +103,18 @@ def sqrt(est: Estimate) -> Estimate:
 def square(est: Estimate) -> Estimate:
     """The square of an estimate, by the delta method (stderr * 2 |value|)."""
     return transform(est, np.square, lambda x: 2.0 * x)
+
+
+def z_scores(est: Estimate, exact, *, rtol: float = 1e-12) -> np.ndarray:
+    """(value - exact) / stderr, elementwise.
+
+    A simulation whose output is deterministic (a sign update once the noise
+    can no longer flip any sign) has a zero standard error; there the estimate
+    must equal ``exact`` to ``rtol`` (rounding), giving z = 0, and anything
+    else gives z = inf, so no check passes by dividing by zero.
+    """
+    diff = np.asarray(est.value, dtype=float) - np.asarray(exact, dtype=float)
+    se = np.broadcast_to(np.asarray(est.stderr, dtype=float), diff.shape)
+    matches = np.abs(diff) <= rtol * np.abs(np.asarray(exact, dtype=float))
+    safe = np.where(se > 0, se, 1.0)
+    return np.where(se > 0, diff / safe, np.where(matches, 0.0, np.inf))

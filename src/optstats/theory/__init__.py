@@ -13,7 +13,9 @@ One module per idea, all re-exported here:
 - ``weight_rms``: the weight RMS under decoupled weight decay (chapter "The
   weight RMS of AdamW");
 - ``batch_size``: the optimal learning rate against the batch size (chapter
-  "Momentum and the learning-rate / batch-size law").
+  "Momentum and the learning-rate / batch-size law");
+- ``softsign``: SoftSign moments and Adam's epsilon in that law (chapter
+  "Adam's epsilon and the scaling law").
 """
 
 from .batch_size import (
@@ -30,6 +32,7 @@ from .ema import (
     ema_mean,
     ema_variance,
 )
+from .softsign import optimal_lr_softsign, softsign, softsign_moments
 from .update_rms import (
     adam_update_mean,
     adam_update_rms,
@@ -52,8 +55,11 @@ __all__ = [
     "optimal_lr_adam",
     "optimal_lr_sgdm",
     "optimal_lr_signsgdm",
+    "optimal_lr_softsign",
     "signsgdmw_weight_rms",
     "snr_from_momentum_ratio",
     "snr_from_update_rms",
+    "softsign",
+    "softsign_moments",
     "weight_rms_quick_estimate",
 ]

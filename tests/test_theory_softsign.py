@@ -33,7 +33,7 @@ def test_exact_matches_adaptive_quadrature(a, b):
 
 
 def test_scaling_and_sign_limit():
-    # only a = g sqrt(B)/sigma and b = eps sqrt(B)/sigma matter
+    # only a = g sqrt(B)/sigma and b = eps sqrt(B)/sigma matter (equal up to rounding)
     m1 = theory.softsign_moments(0.3, 2.0, 0.5, 16.0)
     m2 = theory.softsign_moments(0.6, 1.0, 1.0, 1.0)
     np.testing.assert_allclose(m1, m2, rtol=1e-13)
@@ -55,6 +55,7 @@ def test_clip_erf_is_the_clip_integral():
     clip = lambda x, b: np.clip(x / b, -1.0, 1.0)
     for a, b in [(0.0, 0.5), (0.7, 1.3), (-2.0, 0.2)]:
         mean, second = theory.softsign_moments(a, 1.0, b, 1.0, method="clip-erf")
+        # the closed form against quad of the clip integrand (quad's own error ~1e-14)
         assert mean == pytest.approx(quad_moment(a, b, 1, clip), abs=1e-12)
         assert second == pytest.approx(quad_moment(a, b, 2, clip), abs=1e-12)
 
@@ -77,6 +78,7 @@ def test_large_eps_is_sgd():
     p = NoisyQuadratic([1.0, -0.3, 0.5], np.diag([1.0, 2.0, 0.5]), np.diag([4.0, 1.0, 9.0]))
     b = np.array([1.0, 10.0, 100.0])
     eps = 1e5
+    # eps softsign(x, eps) = x (1 - x^2 / 2 eps^2 + ...): relative corrections ~1e-9 for |x| <~ 10
     np.testing.assert_allclose(
         theory.optimal_lr_softsign(p, b, eps=eps, method="exact") / eps, theory.optimal_lr_sgdm(p, b), rtol=1e-8
     )

@@ -122,11 +122,11 @@ class NoisyQuadratic:
         ``simulate.BURN_IN_TIMESCALES`` of the rule's longest EMA memories);
         while the 95% interval of some B is wider than ``rel_halfwidth`` of
         its value, the run continues for as many steps again, up to
-        ``max_steps``. The chains share no
-        randomness, so their time averages are independent replicas: the
-        standard error is the delta-method error of the ratio of two means
-        over chains, with chains - 1 degrees of freedom (chains - 3 with
-        ``control_variates``, see :func:`_ratio_with_controls`).
+        ``max_steps``. The chains share no randomness, so their time averages
+        are independent replicas: the standard error is the delta-method
+        error of the ratio of two means over chains, with chains - 1 degrees
+        of freedom (chains - 3 with ``control_variates``, see
+        :func:`_ratio_with_controls`).
         """
         if not isinstance(rule, _MomentumRule):
             raise ValueError(f"rule must be an optstats.optimizers update rule, got {type(rule).__name__}")

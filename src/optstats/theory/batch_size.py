@@ -63,7 +63,7 @@ def _check_method(method, allowed, problem, beta2):
         raise ValueError(f"method must be one of {allowed}, got {method!r}")
     if method in ("second-order", "exact") and not problem.diagonal_noise:
         raise ValueError(f"method={method!r} needs independent coordinates (a diagonal Sigma)")
-    if method in ("second-order", "exact") and beta2 is None and allowed is ADAM_METHODS:
+    if method in ("second-order", "exact") and beta2 is None and allowed == ADAM_METHODS:
         raise ValueError(f"beta2 is required for method={method!r} (the mean-field result alone ignores it)")
 
 

@@ -26,8 +26,7 @@ import numpy as np
 from scipy import special
 
 from .. import _validate
-from ..quadratic import NoisyQuadratic
-from .batch_size import _assemble, _problem
+from .batch_size import _assemble, _check_method, _problem
 
 METHODS = ("exact", "clip-erf", "approx")
 LR_METHODS = ("post", "approx", "clip-erf", "exact")
@@ -121,10 +120,7 @@ def optimal_lr_softsign(problem, batch_size, *, eps, method="post"):
     problem = _problem(problem)
     b = _validate.at_least_one("batch_size", batch_size)
     eps = float(_validate.nonnegative("eps", eps))
-    if method not in LR_METHODS:
-        raise ValueError(f"method must be one of {LR_METHODS}, got {method!r}")
-    if method == "exact" and not problem.diagonal_noise:
-        raise ValueError("method='exact' needs independent coordinates (a diagonal Sigma)")
+    _check_method(method, LR_METHODS, problem, None)
     g = problem.g
     if method == "post":
         u = softsign(g, eps)

@@ -138,13 +138,58 @@ def test_default_precision_of_weight_rms(rng):
 def test_trajectory_first_step_and_stationary_end(rng):
     lr, wd, b1, theta0 = 0.01, 1.0, 0.9, 0.5
     est = simulate.weight_rms_trajectory(
-        optimizers.SGDM(b1), gradients.Gaussian(), lr=lr, wd=wd, steps=[1, 3000], theta0_rms=theta0, rng=rng, n_coords=4000
+        optimizers.SGDM(b1), gradients.Gaussian(), lr=lr, wd=wd, steps=[1, 3000], theta0_rms=theta0, rng=rng, n_coords=4000,
+        control_variate=False,
     )
     # step 1: theta_1 = b3 theta_0 - lr (1 - b1) g_1, independent terms
     b3 = 1 - lr * wd
     assert_within(est[0], np.sqrt(b3**2 * theta0**2 + lr**2 * (1 - b1) ** 2))
     # after 3000 steps b3^3000 ~ 1e-13: stationary
     assert_within(est[1], sgdm_weight_rms(lr, wd, b1))
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.4])
+def test_trajectory_control_variate_is_exact_for_sgdm(rng, mu):
+    """For SGDM (u = m) the control weights are the weights, so the estimate is
+    the exact moment recursion: checked against the first step and the stationary
+    closed form (rounding only)."""
+    lr, wd, b1, theta0 = 0.01, 1.0, 0.9, 0.5
+    est = simulate.weight_rms_trajectory(
+        optimizers.SGDM(b1), gradients.Gaussian(mean=mu), lr=lr, wd=wd, steps=[1, 5000], theta0_rms=theta0, rng=rng,
+        n_coords=400,
+    )
+    b3 = 1 - lr * wd
+    first = np.sqrt(b3**2 * theta0**2 + lr**2 * (1 - b1) ** 2 * (1 + mu**2))
+    np.testing.assert_allclose(est.value, [first, sgdm_weight_rms(lr, wd, b1, mu)], rtol=1e-10)
+
+
+def test_trajectory_control_variate_agrees_without_it(rng):
+    """Adam under a schedule: both estimators are unbiased, so they agree within
+    their combined standard errors; the control variate is much tighter."""
+    lr = np.concatenate([np.linspace(1e-3, 2e-2, 200), np.full(600, 2e-2), np.linspace(2e-2, 0, 200)])
+    adam = optimizers.Adam(0.9, 0.95, bias_correction=True)
+    kw = dict(lr=lr, wd=0.5, steps=[100, 500, 900, 1000], theta0_rms=0.05, n_coords=4000)
+    with_cv = simulate.weight_rms_trajectory(adam, gradients.Gaussian(), rng=np.random.default_rng(5), **kw)
+    without = simulate.weight_rms_trajectory(adam, gradients.Gaussian(), rng=np.random.default_rng(6), control_variate=False, **kw)
+    z = (with_cv.value - without.value) / np.hypot(with_cv.stderr, without.stderr)
+    assert np.all(np.abs(z) < Z_TOL), z
+    assert np.all(with_cv.stderr < without.stderr / 3)
+
+
+def test_trajectory_reported_stderr_matches_spread_over_seeds():
+    """Estimator honesty for the control-variate trajectory (the bounds are those
+    of test_reported_stderr_matches_spread_over_seeds): 40 seeds of Adam at the
+    end of a decaying schedule."""
+    lr = np.linspace(2e-2, 2e-3, 300)
+    adam = optimizers.Adam(0.9, 0.95, bias_correction=True)
+    values, errors = [], []
+    for seed in range(40):
+        est = simulate.weight_rms_trajectory(adam, gradients.Gaussian(), lr=lr, wd=1.0, steps=[300], theta0_rms=0.1,
+                                             rng=np.random.default_rng(seed), n_coords=400)
+        values.append(est.value[0])
+        errors.append(est.stderr[0])
+    ratio = np.std(values, ddof=1) / np.mean(errors)
+    assert 0.55 < ratio < 1.45, ratio
 
 
 def test_trajectory_accepts_per_step_schedules(rng):

@@ -447,6 +447,36 @@ def _per_step(name, value, n_steps, check):
     return arr
 
 
+def _momentum_weight_moments(rule, gradients, lr_t, wd_t, theta0_rms, last):
+    """Exact E[theta_c_t^2], t = 1..last, for the control weights
+    theta_c_t = (1 - lr_t wd_t) theta_c_{t-1} - lr_t m_t driven by the rule's
+    momentum m (an EMA of Gaussian gradients) from the same theta_0.
+
+    (theta_c, m) is jointly Gaussian, so its means and covariances follow a
+    deterministic recursion, stepped once per step on the hyperparameter shape."""
+    b1 = np.asarray(rule.beta1, dtype=float)
+    c1 = 1.0 - b1
+    mu = np.asarray(gradients.mean, dtype=float)
+    s2 = np.asarray(gradients.noise_std, dtype=float) ** 2
+    pshape = np.broadcast_shapes(b1.shape, mu.shape, s2.shape)
+    mean_m = np.zeros(pshape)
+    mean_th = np.zeros(pshape)
+    var_m = np.zeros(pshape)
+    cov_th_m = np.zeros(pshape)
+    var_th = np.full(pshape, theta0_rms**2)
+    out = np.empty((last, *pshape))
+    for i in range(last):
+        a, lr = 1.0 - lr_t[i] * wd_t[i], lr_t[i]
+        mean_m = b1 * mean_m + c1 * mu
+        var_m = b1 * b1 * var_m + c1 * c1 * s2
+        cov_th_new_m = a * b1 * cov_th_m  # Cov(theta_{t-1}, m_t)
+        var_th = a * a * var_th - 2.0 * lr * cov_th_new_m + lr * lr * var_m
+        cov_th_m = cov_th_new_m - lr * var_m
+        mean_th = a * mean_th - lr * mean_m
+        out[i] = var_th + mean_th**2
+    return out
+
+
 def weight_rms_trajectory(
     rule,
     gradients,
@@ -459,6 +489,7 @@ def weight_rms_trajectory(
     n_coords=10_000,
     groups=40,
     block=256,
+    control_variate=True,
 ):
     """RMS of theta_t at the step numbers in ``steps``, simulated from step 1.
 
@@ -466,8 +497,17 @@ def weight_rms_trajectory(
     and theta_t = theta_{t-1} - lr_t (u_t + wd_t theta_{t-1}). ``lr`` and ``wd``
     are scalars or per-step arrays (entry 0 is step 1). Returns one Estimate
     whose value and stderr have a trailing axis over ``steps``.
+
+    With ``control_variate`` (the default) the same weights are also run with
+    the rule's momentum m in place of u, from the same theta_0; their exact
+    mean square is known (``_momentum_weight_moments``), and c (control -
+    exact) is subtracted at each recorded step with c fitted across the groups
+    (one degree of freedom spent). For AdamW (0.9, 0.95) this shrinks the
+    standard error about fivefold; for SGDM (u = m) the result is exact.
     """
     shape, groups = _check_common(rule, gradients, rng, n_coords, groups)
+    if control_variate and groups < 3:
+        raise ValueError(f"groups must be >= 3 with a control variate, got {groups}")
     steps_arr = _check_steps(steps)
     last = int(steps_arr[-1])
     lr_t = _per_step("lr", lr, last, _validate.nonnegative)
@@ -480,12 +520,28 @@ def weight_rms_trajectory(
     theta = rng.standard_normal(shape) * theta0_rms
     records = np.empty((*shape[:-1], groups, steps_arr.size))
     wanted = {int(s): j for j, s in enumerate(steps_arr)}
+    if control_variate:
+        theta_c = theta.copy()
+        records_c = np.empty_like(records)
     for t, u, state, _ in _steps_from_one(rule, gradients, rng, shape, last, block):
-        theta *= 1.0 - lr_t[t - 1] * wd_t[t - 1]
-        np.multiply(u, lr_t[t - 1], out=state.tmp)
+        decay, lr_now = 1.0 - lr_t[t - 1] * wd_t[t - 1], lr_t[t - 1]
+        theta *= decay
+        np.multiply(u, lr_now, out=state.tmp)
         theta -= state.tmp
+        if control_variate:
+            theta_c *= decay
+            np.multiply(state.m, lr_now, out=state.tmp)
+            theta_c -= state.tmp
         j = wanted.get(t)
         if j is not None:
             records[..., j] = _group_means(theta**2, groups)
-    est = stats.from_replicas(np.moveaxis(records, -2, -1))
-    return stats.sqrt(est)
+            if control_variate:
+                records_c[..., j] = _group_means(theta_c**2, groups)
+    samples = np.moveaxis(records, -2, -1)
+    if not control_variate:
+        return stats.sqrt(stats.from_replicas(samples))
+    exact = _momentum_weight_moments(rule, gradients, lr_t, wd_t, theta0_rms, last)[steps_arr - 1]
+    exact = np.moveaxis(exact, 0, -1)  # (*param shape, steps)
+    per_group = np.stack([_group_means(np.broadcast_to(exact[..., j], shape), groups) for j in range(steps_arr.size)], -1)
+    control = np.moveaxis(records_c, -2, -1)
+    return stats.sqrt(_control_variate_estimate(samples, control, np.moveaxis(per_group, -2, -1)))

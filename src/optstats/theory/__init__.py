@@ -15,7 +15,9 @@ One module per idea, all re-exported here:
 - ``batch_size``: the optimal learning rate against the batch size (chapter
   "Momentum and the learning-rate / batch-size law");
 - ``softsign``: SoftSign moments and Adam's epsilon in that law (chapter
-  "Adam's epsilon and the scaling law").
+  "Adam's epsilon and the scaling law");
+- ``schedules``: the weight RMS under learning-rate and weight-decay schedules
+  (chapter "Weight RMS under schedules").
 """
 
 from .batch_size import (
@@ -32,6 +34,7 @@ from .ema import (
     ema_mean,
     ema_variance,
 )
+from .schedules import weight_rms_schedule
 from .softsign import optimal_lr_softsign, softsign, softsign_moments
 from .update_rms import (
     adam_update_mean,
@@ -62,4 +65,5 @@ __all__ = [
     "softsign",
     "softsign_moments",
     "weight_rms_quick_estimate",
+    "weight_rms_schedule",
 ]

@@ -1,0 +1,99 @@
+"""Weight RMS under learning-rate and weight-decay schedules (post 11404).
+
+Chapter "Weight RMS under schedules" (``book/schedules.ipynb``). AdamW moves
+theta_t = (1 - lr_t wd_t) theta_{t-1} - lr_t u_t; with updates that do not
+depend on theta, zero mean and a long-run variance V per coordinate (1 in the
+mean field, a little less for Adam with finite beta2), the second moment
+rho_t = ||theta_t||^2_RMS obeys the recursions below. Step t of the arrays is
+entry t - 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate
+
+WEIGHT_RMS_SCHEDULE_METHODS = ("sum", "ode", "closed-form", "quasi-static")
+#: largest decay exp(-x) handled in one vectorised piece of a linear recursion:
+#: exp(300 + 74) stays far below the float64 limit (one step decays by at most
+#: (1 - lr wd)^2 >= (1.1e-16)^2, i.e. x <= 74).
+_PIECE_DECAY = 300.0
+
+
+def _linear_recursion(log_a, b, x0):
+    """x_t = a_t x_{t-1} + b_t for t = 1..T, vectorised: x_t = A_t (x0 + sum_j b_j / A_j)
+    with A_t = prod_{i<=t} a_i, taken in pieces over which A falls by at most e^-300."""
+    level = -np.cumsum(log_a)  # -log A_t, nondecreasing
+    out = np.empty_like(b)
+    x_prev, base, start = x0, 0.0, 0
+    n = b.size
+    while start < n:
+        stop = int(np.searchsorted(level, base + _PIECE_DECAY, side="right"))
+        stop = max(stop, start + 1)
+        rel = level[start:stop] - base  # -log(A_t / A_{start-1}) in [0, 300 + 74]
+        out[start:stop] = np.exp(-rel) * (x_prev + np.cumsum(np.exp(rel) * b[start:stop]))
+        x_prev, base, start = out[stop - 1], level[stop - 1], stop
+    return out
+
+
+def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1.0):
+    """RMS of the weights at every step of a schedule, from theta_0 with RMS ``theta0_rms``.
+
+    ``lr`` is a 1-d array of per-step learning rates, ``wd`` a scalar or an
+    array of the same length; lr * wd < 1 at every step. ``long_run_variance``
+    is V (1 in the mean field). Methods:
+
+    - ``"sum"``: the discrete sum, rho_t = (1 - lr_t wd_t)^2 rho_{t-1} + V lr_t^2,
+      i.e. rho_t = P_t^2 rho_0 + V sum_j (P_t / P_j)^2 lr_j^2 with P_t the
+      product of the decay factors (the post writes exp(-kappa) for P; the
+      difference is O(sum (lr wd)^2));
+    - ``"ode"``: the exact solution of d rho/ds = -2 lr wd rho + V lr^2 with lr
+      and wd constant within each step (step t is the interval (t-1, t]);
+    - ``"closed-form"``: the post's mean-field closed form
+      rho_t = e^{-2 kappa_t} rho_0 + (1 - e^{-2 kappa_t}) V nu_t / (2 kappa_t),
+      kappa_t = sum_{i<=t} lr_i wd_i, nu_t = sum_{i<=t} lr_i^2 (nu_t when
+      kappa_t = 0). It solves the ODE exactly when wd_t is proportional to lr_t
+      (constant schedules included) and approximates it otherwise;
+    - ``"quasi-static"``: sqrt(V lr_t / (2 wd_t)), the stationary value at the
+      current rates (needs wd > 0; theta0_rms is not used).
+    """
+    if method not in WEIGHT_RMS_SCHEDULE_METHODS:
+        raise ValueError(f"method must be one of {WEIGHT_RMS_SCHEDULE_METHODS}, got {method!r}")
+    lr = _validate.nonnegative("lr", lr)
+    if lr.ndim != 1 or lr.size == 0:
+        raise ValueError(f"lr must be a 1-d array with one learning rate per step, got shape {lr.shape}")
+    wd = _validate.nonnegative("wd", wd)
+    if wd.ndim == 0:
+        wd = np.full(lr.shape, float(wd))
+    elif wd.shape != lr.shape:
+        raise ValueError(f"wd must be a scalar or have the shape of lr {lr.shape}, got shape {wd.shape}")
+    decay = lr * wd
+    if np.any(decay >= 1):
+        bad = int(np.argmax(decay >= 1))
+        raise ValueError(f"lr * wd must be < 1 at every step, got {decay[bad]!r} at step {bad + 1}")
+    theta0_rms = _validate.nonnegative("theta0_rms", theta0_rms)
+    if theta0_rms.ndim:
+        raise ValueError(f"theta0_rms must be a scalar, got an array of shape {theta0_rms.shape}")
+    var = _validate.nonnegative("long_run_variance", long_run_variance)
+    if var.ndim:
+        raise ValueError(f"long_run_variance must be a scalar, got an array of shape {var.shape}")
+    rho0, var = float(theta0_rms) ** 2, float(var)
+
+    if method == "quasi-static":
+        if np.any(wd == 0):
+            raise ValueError("wd must be > 0 at every step for the quasi-static rule sqrt(lr / (2 wd))")
+        return np.sqrt(var * lr / (2.0 * wd))
+    if method == "sum":
+        rho = _linear_recursion(2.0 * np.log1p(-decay), var * lr**2, rho0)
+    elif method == "ode":
+        x = 2.0 * decay
+        # (1 - e^-x) / x, the share of a step's lr^2 that survives the same step's decay
+        kept = np.where(x > 0, -np.expm1(-x) / np.where(x > 0, x, 1.0), 1.0)
+        rho = _linear_recursion(-x, var * lr**2 * kept, rho0)
+    else:
+        two_kappa = 2.0 * np.cumsum(decay)
+        nu = np.cumsum(lr**2)
+        kept = np.where(two_kappa > 0, -np.expm1(-two_kappa) / np.where(two_kappa > 0, two_kappa, 1.0), 1.0)
+        rho = np.exp(-two_kappa) * rho0 + var * nu * kept
+    return np.sqrt(rho)

@@ -115,3 +115,42 @@ def test_bad_input_names_the_parameter(kwargs, name):
     lr, wd = kwargs.pop("lr"), kwargs.pop("wd")
     with pytest.raises(ValueError, match=name):
         theory.weight_rms_schedule(lr, wd, **kwargs)
+
+
+def kernel_direct(lr, wd, rho0, t, beta1, bias_correction, var=1.0):
+    """The kernel sum of post 11404 (eq. w-rms-mu0) at step t, term by term in a loop."""
+    p = np.cumprod(1 - lr * wd)
+    total = 0.0
+    for j in range(1, t + 1):
+        k = 0.0
+        for i in range(j, t + 1):
+            b = lr[i - 1] / (1 - beta1**i) if bias_correction else lr[i - 1]
+            k += p[t - 1] / p[i - 1] * beta1 ** (i - j) * b
+        total += ((1 - beta1) * k) ** 2
+    return np.sqrt(p[t - 1] ** 2 * rho0 + var * total)
+
+
+@pytest.mark.parametrize("beta1", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("bias_correction", [False, True])
+def test_kernel_against_the_double_sum(beta1, bias_correction):
+    lr = schedules.wsd(120, 0.05, 20, 80, floor=0.005)
+    wd = np.linspace(1.0, 3.0, lr.size)
+    got = theory.weight_rms_schedule(lr, wd, theta0_rms=0.2, method="kernel", beta1=beta1,
+                                     bias_correction=bias_correction, long_run_variance=0.9)
+    ref = [kernel_direct(lr, wd, 0.04, t, beta1, bias_correction, 0.9) for t in (1, 2, 7, 20, 21, 60, 119, 120)]
+    np.testing.assert_allclose(got[[0, 1, 6, 19, 20, 59, 118, 119]], ref, rtol=1e-12)
+
+
+def test_kernel_without_momentum_is_the_sum():
+    lr = schedules.cosine(500, 0.01)
+    a = theory.weight_rms_schedule(lr, 0.5, theta0_rms=0.1, method="kernel", beta1=0.0)
+    np.testing.assert_allclose(a, theory.weight_rms_schedule(lr, 0.5, theta0_rms=0.1), rtol=1e-13)
+
+
+def test_kernel_needs_beta1():
+    with pytest.raises(ValueError, match="beta1"):
+        theory.weight_rms_schedule(LR, 0.1, theta0_rms=0.1, method="kernel")
+    with pytest.raises(ValueError, match="beta1"):
+        theory.weight_rms_schedule(LR, 0.1, theta0_rms=0.1, method="kernel", beta1=1.0)
+    with pytest.raises(ValueError, match="bias_correction"):
+        theory.weight_rms_schedule(LR, 0.1, theta0_rms=0.1, method="kernel", beta1=0.9, bias_correction="yes")

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _validate
 
-WEIGHT_RMS_SCHEDULE_METHODS = ("sum", "ode", "closed-form", "quasi-static")
+WEIGHT_RMS_SCHEDULE_METHODS = ("sum", "ode", "closed-form", "quasi-static", "kernel")
 #: largest decay exp(-x) handled in one vectorised piece of a linear recursion:
 #: exp(300 + 74) stays far below the float64 limit (one step decays by at most
 #: (1 - lr wd)^2 >= (1.1e-16)^2, i.e. x <= 74).
@@ -37,7 +37,29 @@ def _linear_recursion(log_a, b, x0):
     return out
 
 
-def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1.0):
+def _kernel_update_part(lr, decay, beta1, bias_correction):
+    """R_t = sum_{j<=t} k_j(t)^2 for the momentum kernel
+    k_j(t) = (1 - beta1) sum_{i=j}^t (P_t / P_i) b_i beta1^(i-j), b_i = lr_i (or
+    lr_i / (1 - beta1^i) with bias correction), in O(T) by two linear recursions:
+
+        C_t = beta1 d_t C_{t-1} + c b_t E_t,   E_t = sum_{n<t} beta1^(2n),
+        R_t = d_t^2 R_{t-1} + 2 beta1 d_t c b_t C_{t-1} + c^2 b_t^2 E_t,
+
+    with d_t = 1 - lr_t wd_t, c = 1 - beta1 and C_t = sum_{j<=t} k_j(t) beta1^(t-j)."""
+    steps = np.arange(1, lr.size + 1)
+    c = 1.0 - beta1
+    b = lr / -np.expm1(steps * np.log(beta1)) if bias_correction and beta1 > 0 else lr
+    e = -np.expm1(2.0 * steps * np.log(beta1)) / (1.0 - beta1**2) if beta1 > 0 else np.ones(lr.size)
+    d = 1.0 - decay
+    if beta1 > 0:
+        C = _linear_recursion(np.log(beta1) + np.log1p(-decay), c * b * e, 0.0)
+        C_prev = np.concatenate(([0.0], C[:-1]))
+    else:
+        C_prev = np.zeros(lr.size)
+    return _linear_recursion(2.0 * np.log1p(-decay), 2.0 * beta1 * d * c * b * C_prev + c**2 * b**2 * e, 0.0)
+
+
+def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1.0, beta1=None, bias_correction=True):
     """RMS of the weights at every step of a schedule, from theta_0 with RMS ``theta0_rms``.
 
     ``lr`` is a 1-d array of per-step learning rates, ``wd`` a scalar or an
@@ -56,7 +78,14 @@ def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1
       kappa_t = 0). It solves the ODE exactly when wd_t is proportional to lr_t
       (constant schedules included) and approximates it otherwise;
     - ``"quasi-static"``: sqrt(V lr_t / (2 wd_t)), the stationary value at the
-      current rates (needs wd > 0; theta0_rms is not used).
+      current rates (needs wd > 0; theta0_rms is not used);
+    - ``"kernel"``: the post's mean-field kernel kept whole (eq. w-rms-mu0):
+      u_i ~ m_i / sigma (``bias_correction=False``) or m_i / ((1 - beta1^i) sigma)
+      (``True``, the default, as in AdamW), so gradient j enters theta_t with the
+      weight k_j(t) = (1 - beta1) sum_{i=j}^t (P_t / P_i) beta1^(i-j) lr_i [/ (1 - beta1^i)],
+      and rho_t = P_t^2 rho_0 + V sum_j k_j(t)^2. It keeps the momentum still
+      "in flight" at step t and the start-up of the EMA, which the sum drops.
+      Needs ``beta1``.
     """
     if method not in WEIGHT_RMS_SCHEDULE_METHODS:
         raise ValueError(f"method must be one of {WEIGHT_RMS_SCHEDULE_METHODS}, got {method!r}")
@@ -79,6 +108,17 @@ def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1
     if var.ndim:
         raise ValueError(f"long_run_variance must be a scalar, got an array of shape {var.shape}")
     rho0, var = float(theta0_rms) ** 2, float(var)
+    if method == "kernel":
+        if beta1 is None:
+            raise ValueError("beta1 must be given for method='kernel' (a number in [0, 1))")
+        beta1 = _validate.beta("beta1", beta1)
+        if beta1.ndim:
+            raise ValueError(f"beta1 must be a scalar, got an array of shape {beta1.shape}")
+        if not isinstance(bias_correction, (bool, np.bool_)):
+            raise ValueError(f"bias_correction must be True or False, got {bias_correction!r}")
+        update = _kernel_update_part(lr, decay, float(beta1), bool(bias_correction))
+        decay_sq = np.exp(2.0 * np.cumsum(np.log1p(-decay)))
+        return np.sqrt(decay_sq * rho0 + var * update)
 
     if method == "quasi-static":
         if np.any(wd == 0):

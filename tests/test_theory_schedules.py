@@ -23,6 +23,7 @@ def loop_sum(lr, wd, rho0, var=1.0):
 def test_sum_is_the_recursion(var):
     wd = np.linspace(0.5, 0.1, LR.size)
     got = theory.weight_rms_schedule(LR, wd, theta0_rms=0.03, long_run_variance=var)
+    # the same recursion evaluated two ways in float64: rounding only
     np.testing.assert_allclose(got, loop_sum(LR, wd, 0.03**2, var), rtol=1e-12)
 
 
@@ -30,6 +31,7 @@ def test_sum_survives_a_long_run():
     # total decay kappa = 2000: the vectorised pieces must not overflow; the end is stationary
     lr = np.full(200_000, 0.1)
     got = theory.weight_rms_schedule(lr, 0.1, theta0_rms=1.0)
+    # exact stationary value lr^2 / (1 - (1 - lr wd)^2); the start is forgotten (e^-4000); rounding only
     np.testing.assert_allclose(got[-1], np.sqrt(0.1**2 / (1 - 0.99**2)), rtol=1e-12)
     np.testing.assert_allclose(got[::5000], loop_sum(lr, 0.1, 1.0)[::5000], rtol=1e-10)
 
@@ -40,6 +42,7 @@ def test_constant_rates_give_the_posts_closed_form(method):
     t = np.arange(1, 20_001)
     expected = np.sqrt(np.exp(-2 * lr * wd * t) * th0**2 + (1 - np.exp(-2 * lr * wd * t)) * lr / (2 * wd))
     got = theory.weight_rms_schedule(np.full(t.size, lr), wd, theta0_rms=th0, method=method)
+    # both methods solve the constant-rate ODE exactly; rounding over 2e4 cumulative steps
     np.testing.assert_allclose(got, expected, rtol=1e-11)
 
 
@@ -68,6 +71,7 @@ def test_closed_form_solves_the_ode_when_wd_is_proportional_to_lr():
     wd = 40.0 * lr  # wd_t / lr_t constant: the AdamC-style choice
     ode = theory.weight_rms_schedule(lr, wd, theta0_rms=0.02, method="ode")
     closed = theory.weight_rms_schedule(lr, wd, theta0_rms=0.02, method="closed-form")
+    # an identity (kappa = 40 nu), so rounding only
     np.testing.assert_allclose(closed, ode, rtol=1e-12)
 
 
@@ -82,17 +86,17 @@ def test_sum_and_ode_differ_at_order_lr_wd():
 def test_no_weight_decay_is_a_random_walk():
     for method in ("sum", "ode", "closed-form"):
         got = theory.weight_rms_schedule(LR, 0.0, theta0_rms=0.1, method=method)
-        np.testing.assert_allclose(got, np.sqrt(0.01 + np.cumsum(LR**2)), rtol=1e-13)
+        np.testing.assert_allclose(got, np.sqrt(0.01 + np.cumsum(LR**2)), rtol=1e-13)  # exact; rounding only
 
 
 def test_quasi_static_and_long_run_variance_scaling():
     qs = theory.weight_rms_schedule(LR, 0.1, theta0_rms=0.0, method="quasi-static", long_run_variance=0.9)
-    np.testing.assert_allclose(qs, np.sqrt(0.9 * LR / 0.2), rtol=1e-15)
+    np.testing.assert_allclose(qs, np.sqrt(0.9 * LR / 0.2), rtol=1e-15)  # the formula itself; rounding only
     # from theta_0 = 0 every method scales as sqrt(V)
     for method in ("sum", "ode", "closed-form"):
         a = theory.weight_rms_schedule(LR, 0.1, theta0_rms=0.0, method=method)
         b = theory.weight_rms_schedule(LR, 0.1, theta0_rms=0.0, method=method, long_run_variance=0.81)
-        np.testing.assert_allclose(b, 0.9 * a, rtol=1e-14)
+        np.testing.assert_allclose(b, 0.9 * a, rtol=1e-14)  # exact scaling; rounding only
 
 
 @pytest.mark.parametrize(
@@ -138,13 +142,14 @@ def test_kernel_against_the_double_sum(beta1, bias_correction):
     got = theory.weight_rms_schedule(lr, wd, theta0_rms=0.2, method="kernel", beta1=beta1,
                                      bias_correction=bias_correction, long_run_variance=0.9)
     ref = [kernel_direct(lr, wd, 0.04, t, beta1, bias_correction, 0.9) for t in (1, 2, 7, 20, 21, 60, 119, 120)]
+    # the same double sum, by recursions and term by term: rounding only
     np.testing.assert_allclose(got[[0, 1, 6, 19, 20, 59, 118, 119]], ref, rtol=1e-12)
 
 
 def test_kernel_without_momentum_is_the_sum():
     lr = schedules.cosine(500, 0.01)
     a = theory.weight_rms_schedule(lr, 0.5, theta0_rms=0.1, method="kernel", beta1=0.0)
-    np.testing.assert_allclose(a, theory.weight_rms_schedule(lr, 0.5, theta0_rms=0.1), rtol=1e-13)
+    np.testing.assert_allclose(a, theory.weight_rms_schedule(lr, 0.5, theta0_rms=0.1), rtol=1e-13)  # identical sums
 
 
 def test_kernel_needs_beta1():

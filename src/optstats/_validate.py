@@ -61,6 +61,14 @@ def at_least_one(name: str, value) -> np.ndarray:
     return _in_range(name, value, lambda a: a < 1, "be >= 1")
 
 
+def scalar(check, name: str, value) -> float:
+    """One number passing ``check`` (one of the checks above), as a float; arrays are refused."""
+    arr = check(name, value)
+    if arr.ndim:
+        raise ValueError(f"{name} must be a scalar, got an array of shape {arr.shape}")
+    return float(arr)
+
+
 def count(name: str, value, minimum: int = 1) -> int:
     """A whole number >= minimum (steps, coordinates, groups)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):

@@ -20,16 +20,9 @@ import numpy as np
 from . import _validate
 
 
-def _scalar(name, value, check):
-    arr = check(name, value)
-    if arr.ndim:
-        raise ValueError(f"{name} must be a scalar, got an array of shape {arr.shape}")
-    return float(arr)
-
-
 def _floor_below_peak(peak, floor):
-    peak = _scalar("peak", peak, _validate.nonnegative)
-    floor = _scalar("floor", floor, _validate.nonnegative)
+    peak = _validate.scalar(_validate.nonnegative, "peak", peak)
+    floor = _validate.scalar(_validate.nonnegative, "floor", floor)
     if floor > peak:
         raise ValueError(f"floor must lie in [0, peak={peak!r}], got {floor!r}")
     return peak, floor
@@ -38,14 +31,14 @@ def _floor_below_peak(peak, floor):
 def constant(steps, value):
     """``value`` at every one of ``steps`` steps."""
     steps = _validate.count("steps", steps)
-    return np.full(steps, _scalar("value", value, _validate.nonnegative))
+    return np.full(steps, _validate.scalar(_validate.nonnegative, "value", value))
 
 
 def linear(steps, start, end):
     """From ``start`` at step 1 to ``end`` at the last step, linearly (either direction)."""
     steps = _validate.count("steps", steps)
-    start = _scalar("start", start, _validate.nonnegative)
-    end = _scalar("end", end, _validate.nonnegative)
+    start = _validate.scalar(_validate.nonnegative, "start", start)
+    end = _validate.scalar(_validate.nonnegative, "end", end)
     return np.linspace(start, end, steps)
 
 

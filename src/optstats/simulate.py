@@ -542,7 +542,9 @@ def weight_rms_trajectory(
     if not control_variate:
         return stats.sqrt(stats.from_replicas(samples))
     exact = _momentum_weight_moments(rule, gradients, lr_t, wd_t, theta0_rms, last)[steps_arr - 1]
-    exact = np.moveaxis(exact, 0, -1)  # (*param shape, steps)
-    per_group = np.stack([_group_means(np.broadcast_to(exact[..., j], shape), groups) for j in range(steps_arr.size)], -1)
+    # per coordinate group, laid out like samples: (..., steps, groups)
+    pad = (1,) * (len(shape) - (exact.ndim - 1))  # align the hyperparameter axes with shape's
+    exact = exact.reshape(exact.shape[:1] + pad + exact.shape[1:])
+    exact = _group_means(np.broadcast_to(exact, (steps_arr.size, *shape)), groups)
     control = np.moveaxis(records_c, -2, -1)
-    return stats.sqrt(_control_variate_estimate(samples, control, np.moveaxis(per_group, -2, -1)))
+    return stats.sqrt(_control_variate_estimate(samples, control, np.moveaxis(exact, 0, -2)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate
+from .ema import _one_minus_pow
 
 WEIGHT_RMS_SCHEDULE_METHODS = ("sum", "ode", "closed-form", "quasi-static", "kernel")
 #: largest decay exp(-x) handled in one vectorised piece of a linear recursion:
@@ -37,6 +38,12 @@ def _linear_recursion(log_a, b, x0):
     return out
 
 
+def _one_minus_exp_over(x):
+    """(1 - e^-x) / x for x >= 0, without cancellation, and 1 at x = 0."""
+    positive = x > 0
+    return np.where(positive, -np.expm1(-x) / np.where(positive, x, 1.0), 1.0)
+
+
 def _kernel_update_part(lr, decay, beta1, bias_correction):
     """R_t = sum_{j<=t} k_j(t)^2 for the momentum kernel
     k_j(t) = (1 - beta1) sum_{i=j}^t (P_t / P_i) b_i beta1^(i-j), b_i = lr_i (or
@@ -48,8 +55,8 @@ def _kernel_update_part(lr, decay, beta1, bias_correction):
     with d_t = 1 - lr_t wd_t, c = 1 - beta1 and C_t = sum_{j<=t} k_j(t) beta1^(t-j)."""
     steps = np.arange(1, lr.size + 1)
     c = 1.0 - beta1
-    b = lr / -np.expm1(steps * np.log(beta1)) if bias_correction and beta1 > 0 else lr
-    e = -np.expm1(2.0 * steps * np.log(beta1)) / (1.0 - beta1**2) if beta1 > 0 else np.ones(lr.size)
+    b = lr / _one_minus_pow(beta1, steps) if bias_correction else lr
+    e = _one_minus_pow(beta1**2, steps) / (1.0 - beta1**2)
     d = 1.0 - decay
     if beta1 > 0:
         C = _linear_recursion(np.log(beta1) + np.log1p(-decay), c * b * e, 0.0)
@@ -101,22 +108,15 @@ def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1
     if np.any(decay >= 1):
         bad = int(np.argmax(decay >= 1))
         raise ValueError(f"lr * wd must be < 1 at every step, got {decay[bad]!r} at step {bad + 1}")
-    theta0_rms = _validate.nonnegative("theta0_rms", theta0_rms)
-    if theta0_rms.ndim:
-        raise ValueError(f"theta0_rms must be a scalar, got an array of shape {theta0_rms.shape}")
-    var = _validate.nonnegative("long_run_variance", long_run_variance)
-    if var.ndim:
-        raise ValueError(f"long_run_variance must be a scalar, got an array of shape {var.shape}")
-    rho0, var = float(theta0_rms) ** 2, float(var)
+    rho0 = _validate.scalar(_validate.nonnegative, "theta0_rms", theta0_rms) ** 2
+    var = _validate.scalar(_validate.nonnegative, "long_run_variance", long_run_variance)
     if method == "kernel":
         if beta1 is None:
             raise ValueError("beta1 must be given for method='kernel' (a number in [0, 1))")
-        beta1 = _validate.beta("beta1", beta1)
-        if beta1.ndim:
-            raise ValueError(f"beta1 must be a scalar, got an array of shape {beta1.shape}")
+        beta1 = _validate.scalar(_validate.beta, "beta1", beta1)
         if not isinstance(bias_correction, (bool, np.bool_)):
             raise ValueError(f"bias_correction must be True or False, got {bias_correction!r}")
-        update = _kernel_update_part(lr, decay, float(beta1), bool(bias_correction))
+        update = _kernel_update_part(lr, decay, beta1, bool(bias_correction))
         decay_sq = np.exp(2.0 * np.cumsum(np.log1p(-decay)))
         return np.sqrt(decay_sq * rho0 + var * update)
 
@@ -127,13 +127,9 @@ def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1
     if method == "sum":
         rho = _linear_recursion(2.0 * np.log1p(-decay), var * lr**2, rho0)
     elif method == "ode":
-        x = 2.0 * decay
-        # (1 - e^-x) / x, the share of a step's lr^2 that survives the same step's decay
-        kept = np.where(x > 0, -np.expm1(-x) / np.where(x > 0, x, 1.0), 1.0)
-        rho = _linear_recursion(-x, var * lr**2 * kept, rho0)
+        # (1 - e^-x) / x: the share of a step's lr^2 that survives the same step's decay
+        rho = _linear_recursion(-2.0 * decay, var * lr**2 * _one_minus_exp_over(2.0 * decay), rho0)
     else:
         two_kappa = 2.0 * np.cumsum(decay)
-        nu = np.cumsum(lr**2)
-        kept = np.where(two_kappa > 0, -np.expm1(-two_kappa) / np.where(two_kappa > 0, two_kappa, 1.0), 1.0)
-        rho = np.exp(-two_kappa) * rho0 + var * nu * kept
+        rho = np.exp(-two_kappa) * rho0 + var * np.cumsum(lr**2) * _one_minus_exp_over(two_kappa)
     return np.sqrt(rho)

@@ -54,9 +54,13 @@ browser: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python tests/execute_notebooks.py book/*.ipynb
 
+# As root (most containers) Jupyter refuses to start without --allow-root;
+# LAB_FLAGS adds more, e.g. `make lab LAB_FLAGS="--no-browser --port 8899"`.
+LAB_FLAGS ?=
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet jupyterlab
-	cd book && ../$(BIN)/jupyter lab
+	cd book && ../$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_FLAGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

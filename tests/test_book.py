@@ -43,3 +43,16 @@ def test_stored_outputs_are_one_clean_run(path):
             assert out["output_type"] != "error", f"stored error in {path.name}"
             assert not (out["output_type"] == "stream" and out["name"] == "stderr"), f"stderr in {path.name}"
     assert counts == list(range(1, len(counts) + 1)), "cells not run top to bottom in one kernel"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_no_bare_repr_in_stored_outputs(path):
+    # a cell ending in an expression stores its repr (True, np.float64(...)) and the reader
+    # sees it; figures and displayed math carry another mime type besides text/plain
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            if out["output_type"] == "execute_result":
+                assert set(out["data"]) - {"text/plain"}, (
+                    f"{path.name}, cell {cell.get('id')}: bare repr {''.join(out['data']['text/plain'])[:60]!r}"
+                )

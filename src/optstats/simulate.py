@@ -28,7 +28,7 @@ from scipy.signal import lfilter
 
 from . import _validate, stats
 from .optimizers import _MomentumRule
-from .gradients import Gaussian
+from .gradients import _Stream
 
 #: default burn-in, in units of the rule's longest EMA memory 1/(1 - beta):
 #: the start-up transient decays like beta^t = exp(-t (1 - beta)), so after
@@ -42,7 +42,7 @@ MAX_LAG_TIMESCALES = 12
 def _check_common(rule, gradients, rng, n_coords, groups):
     if not isinstance(rule, _MomentumRule):
         raise ValueError(f"rule must be an optstats.optimizers update rule, got {type(rule).__name__}")
-    if not isinstance(gradients, Gaussian):
+    if not isinstance(gradients, _Stream):
         raise ValueError(f"gradients must be an optstats.gradients stream, got {type(gradients).__name__}")
     _validate.generator("rng", rng)
     n_coords = _validate.count("n_coords", n_coords)
@@ -55,6 +55,15 @@ def _check_common(rule, gradients, rng, n_coords, groups):
             f"the hyperparameters' last axis ({shape[-1]}) must match n_coords={n_coords} or be 1"
         )
     return shape, groups
+
+
+def _check_control_variate(control_variate, gradients):
+    # the control variate's exact moments are those of an EMA of gradients
+    # independent in time; for any other stream it would bias the estimate
+    if control_variate and not gradients.iid:
+        raise ValueError(
+            f"control_variate must be False for gradients that are not independent in time, got {gradients!r}"
+        )
 
 
 def _burn_in(rule, burn_in):
@@ -103,6 +112,7 @@ def update_moments(
     (see ``weight_rms``).
     """
     shape, groups = _check_common(rule, gradients, rng, n_coords, groups)
+    _check_control_variate(control_variate, gradients)
     if control_variate and groups < 3:
         raise ValueError(f"groups must be >= 3 with a control variate, got {groups}")
     steps = _validate.count("steps", steps)
@@ -202,10 +212,11 @@ def _steps_from_one(rule, gradients, rng, shape, last, block):
     u_t and g_t are views into buffers that the next step overwrites."""
     state = rule.init(shape)
     buf = np.empty((min(block, last), *shape))
+    draw = gradients.sampler(rng, shape)
     t = 0
     while t < last:
         n = min(block, last - t)
-        g = gradients.draw(rng, n, shape, out=buf[:n])
+        g = draw(n, buf[:n])
         for k in range(n):
             u = rule.step(state, g[k])
             t += 1
@@ -302,6 +313,7 @@ def weight_rms(
     mean_u: raise ``n_coords`` or ``steps`` for small signal-to-noise ratios.
     """
     shape, groups = _check_common(rule, gradients, rng, n_coords, groups)
+    _check_control_variate(control_variate, gradients)
     if control_variate and groups < 3:
         raise ValueError(f"groups must be >= 3 with a control variate, got {groups}")
     lr, wd = _check_lr_wd(lr, wd)
@@ -507,6 +519,7 @@ def weight_rms_trajectory(
     (``make bench``); for SGDM (u = m) the result is exact.
     """
     shape, groups = _check_common(rule, gradients, rng, n_coords, groups)
+    _check_control_variate(control_variate, gradients)
     if control_variate and groups < 3:
         raise ValueError(f"groups must be >= 3 with a control variate, got {groups}")
     steps_arr = _check_steps(steps)

@@ -47,6 +47,40 @@ IMAGES_JS = """() => Array.from(document.images).map(img => ({
 LINKS_JS = """() => Array.from(document.querySelectorAll('a[href]'))
     .map(a => a.href)"""
 
+#: what a reader would have to scroll sideways to read, at the page's viewport:
+#: a display equation, a visible code block or a cell output whose content is
+#: wider than its box (scrollWidth > clientWidth), or whose box sticks out of
+#: the article's text column. Hidden elements (collapsed cells) have no box.
+WIDE_JS = """() => {
+  const article = document.querySelector('article') || document.body;
+  const right = article.getBoundingClientRect().right;
+  const kinds = [
+    ['display equation', 'div.math, mjx-container[display="true"]'],
+    ['code block', 'div.cell_input pre, div.highlight pre'],
+    ['output', 'div.cell_output pre, div.cell_output .output'],
+  ];
+  const wide = [];
+  for (const [kind, selector] of kinds) {
+    for (const el of document.querySelectorAll(selector)) {
+      if (el.offsetParent === null) continue;
+      const box = el.getBoundingClientRect();
+      const over = Math.max(el.scrollWidth - el.clientWidth, box.right - right);
+      if (over > 2) {
+        const text = (el.getAttribute('data-latex') || el.textContent || '')
+          .replace(/\\s+/g, ' ').trim().slice(0, 60);
+        wide.push(`${kind} ${Math.round(over)}px wider than its column: ${text}`);
+      }
+    }
+  }
+  return wide;
+}"""
+
+#: a stored execute_result rendered as plain text: the repr of a cell's last
+#: expression (True, np.float64(...)), which the reader should never see
+BARE_REPR_JS = """() => Array.from(document.querySelectorAll(
+    'div.cell_output div.output.text_plain'))
+  .map(el => el.textContent.trim().slice(0, 60))"""
+
 
 @dataclass
 class PageReport:
@@ -140,6 +174,9 @@ def check_page(context, url: str, *, screenshot: Path | None = None) -> PageRepo
         images = page.evaluate(IMAGES_JS)
         report.image_count = len(images)
         errors += [f"image not loaded: {img['src']}" for img in images if not img["ok"]]
+
+        errors += page.evaluate(WIDE_JS)
+        errors += [f"bare repr in an output: {t!r}" for t in page.evaluate(BARE_REPR_JS)]
 
         report.links = page.evaluate(LINKS_JS)
         if screenshot is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate
-from .ema import _one_minus_pow, _steps, double_ema_mean, double_ema_variance
+from .ema import _one_minus_pow, _steps, double_ema_variance
 
 SIGNSGDMW_METHODS = ("mean-field", "arcsine")
 #: lags summed in the arcsine series: the terms fall like (beta1 beta3)^d, and
@@ -38,32 +38,54 @@ def weight_rms_quick_estimate(lr, wd, beta1):
     return np.sqrt((1 - beta1) / (1 + beta1) * lr / (2 * wd))
 
 
-def adamw_weight_rms(lr, wd, *, beta1=0.9, t=None, theta0_rms=0.0, snr=0.0):
-    """The post's eq. theta-rms: RMS of AdamW's weights at step t (t=None: t -> infinity).
+ADAMW_METHODS = ("mean-field", "exact-sums")
 
-    ||theta_t||^2 = beta3^(2t) theta0^2 + (1 - beta3^t)^2 E[mbar_t^2] / (wd^2 (snr + 1)),
-    in units sigma = 1, with E[mbar_t^2] = E[mbar_t]^2 + Var[mbar_t] from the
-    double-EMA sums of the EMA chapter, and the post's E[vbar_t] = mu^2 + sigma^2.
-    The sums are taken exactly (they depend on beta1); the post's printed form
-    replaces them by mu^2 + (1-beta3)(1+beta3^t)/(2(1-beta3^t)), equal to first
-    order in lr*wd (the EMA chapter measures the difference). Stationary, mu = 0:
-    sqrt(lr/(2 wd)) up to that first-order factor.
+
+def adamw_weight_rms(lr, wd, *, beta1=0.9, t=None, theta0_rms=0.0, snr=0.0, method="mean-field"):
+    """RMS of AdamW's weights at step t (t=None: the stationary limit t -> infinity).
+
+    Units sigma = 1, snr = mu^2/sigma^2, beta3 = 1 - lr wd. Two methods:
+
+    ``"mean-field"`` (default): the post's eq. theta-rms as printed,
+    ||theta_t||^2 = beta3^(2t) theta0^2
+                    + (1-beta3^t)^2 (snr + (1-beta3)(1+beta3^t)/(2(1-beta3^t))) / (wd^2 (snr+1)),
+    defined at every t >= 1. It is the mean field of bias-corrected updates
+    (at t = 1 it gives lr sqrt((1+beta3)/2), the exact lr up to O(lr wd)); it
+    ignores the start-up of Adam's EMAs, so between t = 1 and a few memories
+    1/(1-beta2) of v it is off by up to ~20% (the chapter measures it).
+
+    ``"exact-sums"``: the stationary limit only (t must be None), with the
+    double-EMA sums of the EMA chapter taken exactly in beta3 and beta1 and
+    E[vbar] = mu^2 + sigma^2: ||theta||^2 = (mu^2 + Var[mbar]) / (wd^2 (snr+1)).
+    At snr = 0 this is Wen et al.'s exact-in-alpha norm with U^2 =
+    (1-beta1)/(1+beta1). Not offered at finite t: there it would mix the
+    variance of an uncorrected momentum at step t with a stationary v, which
+    is 10x low at t = 1 (a review found this; the finite-t mean field is the
+    method above, and the bias-corrected kernel is
+    ``theory.weight_rms_schedule(..., method="kernel")``).
     """
+    if method not in ADAMW_METHODS:
+        raise ValueError(f"method must be one of {ADAMW_METHODS}, got {method!r}")
     lr, wd = _lr_wd(lr, wd)
     beta1 = _validate.beta("beta1", beta1)
     theta0_rms = _validate.nonnegative("theta0_rms", theta0_rms)
     snr = _validate.nonnegative("snr", snr)
     t = _steps("t", t)
     beta3 = 1.0 - lr * wd
-    mu = np.sqrt(snr)
-    mean = double_ema_mean(beta3, beta1, t, mean=1.0) * mu
-    m2 = mean**2 + double_ema_variance(beta3, beta1, t)
-    ubar2 = m2 / (snr + 1.0)
-    if t is None:  # the initial weights are forgotten
+    if method == "exact-sums":
+        if t is not None:
+            raise ValueError(f"t must be None (the stationary limit) with method='exact-sums', got t={t!r}")
+        ubar2 = (snr + double_ema_variance(beta3, beta1)) / (snr + 1.0)
         shape = np.broadcast_shapes(ubar2.shape, np.shape(wd), theta0_rms.shape)
         return np.broadcast_to(np.sqrt(ubar2) / wd, shape) * 1.0
+    if t is None:  # the initial weights are forgotten and beta3^t -> 0
+        ubar2 = (snr + (1.0 - beta3) / 2.0) / (snr + 1.0)
+        shape = np.broadcast_shapes(ubar2.shape, beta1.shape, theta0_rms.shape)
+        return np.broadcast_to(np.sqrt(ubar2) / wd, shape) * 1.0
     decay = beta3**t
-    return np.sqrt(decay**2 * theta0_rms**2 + _one_minus_pow(beta3, t) ** 2 * ubar2 / wd**2)
+    rest = _one_minus_pow(beta3, t)
+    ubar2 = (snr + (1.0 - beta3) * (1.0 + decay) / (2.0 * rest)) / (snr + 1.0)
+    return np.sqrt(decay**2 * theta0_rms**2 + rest**2 * ubar2 / wd**2)
 
 
 def signsgdmw_weight_rms(lr, wd, beta1, *, method="mean-field"):

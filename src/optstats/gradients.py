@@ -137,7 +137,18 @@ def _ar1_blocks(rng, rho, std, shape):
     return draw
 
 
-class AR1(_Stream):
+class _CorrelatedStream(_Stream):
+    """A stream correlated in time: its state lives in the sampler of one run."""
+
+    iid = False
+
+    def draw(self, rng, steps, shape, out=None):
+        """One run of ``steps`` gradients from the stationary law (a fresh start)."""
+        out = self._block(rng, steps, shape, out)
+        return self.sampler(rng, shape)(steps, out)
+
+
+class AR1(_CorrelatedStream):
     """Gradients correlated in time: mean + an AR(1) noise with lag-one correlation ``rho``.
 
     The noise is stationary from the first step, with variance std^2 and
@@ -145,8 +156,6 @@ class AR1(_Stream):
     coordinates, so one run can sweep it. Not iid: the momentum control
     variate does not apply.
     """
-
-    iid = False
 
     def __init__(self, rho, mean=0.0, std=1.0):
         self.rho = _validate._in_range("rho", rho, lambda a: np.abs(a) >= 1, "lie in (-1, 1)")
@@ -168,16 +177,11 @@ class AR1(_Stream):
 
         return draw
 
-    def draw(self, rng, steps, shape, out=None):
-        """One run of ``steps`` gradients from the stationary law (a fresh start)."""
-        out = self._block(rng, steps, shape, out)
-        return self.sampler(rng, shape)(steps, out)
-
     def __repr__(self) -> str:
         return f"AR1(rho={self.rho!r}, mean={self.mean!r}, std={self.std!r})"
 
 
-class DriftingMean(_Stream):
+class DriftingMean(_CorrelatedStream):
     """iid Gaussian noise around a mean that drifts: g_t = mu_t + std z_t.
 
     mu_t is a stationary AR(1) process with standard deviation ``drift_std``
@@ -185,8 +189,6 @@ class DriftingMean(_Stream):
     a signal that points the same way for about ``memory`` steps, then
     wanders off. Its long-run mean is zero. Not iid in time.
     """
-
-    iid = False
 
     def __init__(self, drift_std, memory, std=1.0):
         self.drift_std = _validate.positive("drift_std", drift_std)
@@ -207,11 +209,6 @@ class DriftingMean(_Stream):
             return out
 
         return draw
-
-    def draw(self, rng, steps, shape, out=None):
-        """One run of ``steps`` gradients from the stationary law (a fresh start)."""
-        out = self._block(rng, steps, shape, out)
-        return self.sampler(rng, shape)(steps, out)
 
     def __repr__(self) -> str:
         return f"DriftingMean(drift_std={self.drift_std!r}, memory={self.memory!r}, std={self.std!r})"

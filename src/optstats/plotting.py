@@ -46,3 +46,11 @@ def compare(ax, x_theory, y_theory, x_sim, estimate, *, theory_label, sim_label,
     (line,) = ax.plot(x_theory, y_theory, color=color, label=theory_label)
     errorbars(ax, x_sim, estimate, label=sim_label, color=line.get_color())
     return line
+
+
+def relative_errorbars(ax, x, estimate, reference, *, label=None, color=None, marker="o", **kwargs):
+    """A residual panel's points: 100 (simulated / reference - 1) in percent, with 95% error bars."""
+    reference = np.asarray(reference, dtype=float)
+    value = 100 * (np.asarray(estimate.value) / reference - 1)
+    yerr = 100 * np.asarray(estimate.halfwidth95) / np.abs(reference)
+    return ax.errorbar(x, value, yerr=yerr, fmt=marker, ms=4, color=color, label=label, **kwargs)

@@ -4,10 +4,7 @@ shows that those checks do catch a broken page."""
 
 from __future__ import annotations
 
-import json
 import re
-from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml
@@ -34,32 +31,12 @@ def test_site_has_pages():
     assert "book/intro.html" in PAGES, f"no built book under {SITE}: run `make book` first"
 
 
-#: Elements wider than the text column that pages had when the width check was
-#: added, per page and kind ("display equation", "code block", "output"): a
-#: ratchet. A page may not have more than its count here (a new wide element
-#: fails the test), and when it has fewer the count must be lowered, so the
-#: list only shrinks until it is empty. Bare reprs, broken math, links and
-#: everything else have no allowance.
-KNOWN_WIDE = json.loads((Path(__file__).parent / "known_wide.json").read_text())
-WIDE_KIND = re.compile(r"^(display equation|code block|output) \d+px wider than its column")
-
-
 @pytest.mark.parametrize("name", PAGES)
 def test_page_renders_offline(name, site, base_url, context):
     shot = SCREENSHOTS / (name.removesuffix(".html").replace("/", "__") + ".png")
     report = check_page(context, base_url + name, screenshot=shot)
     problems = report.problems + [
         f"broken link: {link}" for link in broken_internal_links(report.links, base_url, site)
-    ]
-    wide = Counter(m.group(1) for p in problems if (m := WIDE_KIND.match(p)))
-    allowed = KNOWN_WIDE.get(name, {})
-    problems = [p for p in problems if not WIDE_KIND.match(p)] + [
-        f"{n} {kind} elements wider than the column, {allowed.get(kind, 0)} allowed in known_wide.json:\n  "
-        + "\n  ".join(p for p in report.problems if p.startswith(kind))
-        for kind, n in wide.items() if n > allowed.get(kind, 0)
-    ] + [
-        f"only {wide.get(kind, 0)} {kind} elements wider than the column, {n} allowed: lower known_wide.json"
-        for kind, n in allowed.items() if wide.get(kind, 0) < n
     ]
     assert not problems, "\n".join(problems)
 

@@ -14,6 +14,10 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+#: how long a page may take to load and typeset. The longest chapters load in
+#: a few seconds; one hit Playwright's default 30 s on a busy 2-core machine, so
+#: the limit is generous: it guards against a hang, not against slowness.
+PAGE_TIMEOUT_MS = 120_000
 #: schemes that never leave the machine
 LOCAL_SCHEMES = {"data", "blob", "about"}
 
@@ -157,10 +161,10 @@ def check_page(context, url: str, *, screenshot: Path | None = None) -> PageRepo
         has_mathjax = page.evaluate("() => typeof window.MathJax !== 'undefined'")
         if has_mathjax:
             page.wait_for_function(
-                "() => window.MathJax.startup && window.MathJax.startup.promise", timeout=30_000
+                "() => window.MathJax.startup && window.MathJax.startup.promise", timeout=PAGE_TIMEOUT_MS
             )
             page.evaluate("() => window.MathJax.startup.promise")
-        page.wait_for_load_state("networkidle")
+        page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
 
         math = page.evaluate(MATH_STATE_JS)
         report.math_count = math["spans"]

@@ -13,11 +13,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 #: how long a page may take to load and typeset. The longest chapters load in
 #: a few seconds; one hit Playwright's default 30 s on a busy 2-core machine, so
 #: the limit is generous: it guards against a hang, not against slowness.
 PAGE_TIMEOUT_MS = 120_000
+#: the best-effort wait for late requests once the page is loaded and typeset
+NETWORK_IDLE_MS = 15_000
 #: schemes that never leave the machine
 LOCAL_SCHEMES = {"data", "blob", "about"}
 
@@ -164,7 +168,17 @@ def check_page(context, url: str, *, screenshot: Path | None = None) -> PageRepo
                 "() => window.MathJax.startup && window.MathJax.startup.promise", timeout=PAGE_TIMEOUT_MS
             )
             page.evaluate("() => window.MathJax.startup.promise")
-        page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
+        # every image loaded or failed (a broken one is reported below) ...
+        page.wait_for_function(
+            "() => Array.from(document.images).every(i => i.complete)", timeout=PAGE_TIMEOUT_MS
+        )
+        # ... then a best-effort wait for late requests: on a busy machine Chromium
+        # sometimes keeps a connection open and "network idle" never comes, which
+        # is no defect of the page (the requests seen so far are all checked)
+        try:
+            page.wait_for_load_state("networkidle", timeout=NETWORK_IDLE_MS)
+        except PlaywrightTimeoutError:
+            pass
 
         math = page.evaluate(MATH_STATE_JS)
         report.math_count = math["spans"]

@@ -180,6 +180,33 @@ class NoisyQuadratic:
                 return est
             todo = min(done, max_steps - done)
 
+    # -- training: many steps (optstats.training) ------------------------------
+    def training_loss(self, rule, batch_size, lr, steps, *, rng=None, momentum_start="zero", replicas=None, method=None):
+        """E[L(w_K)] after ``steps`` steps from w* + H^-1 g; see :func:`optstats.training.training_loss`."""
+        from . import training
+
+        return training.training_loss(
+            self, rule, batch_size, lr, steps, rng=rng, momentum_start=momentum_start, replicas=replicas, method=method
+        )
+
+    def optimal_lr_after(
+        self, rule, batch_size, steps, *, rng=None, momentum_start="zero", replicas=None, method=None, lr_range=None
+    ):
+        """The constant learning rate minimising E[L(w_K)]; see :func:`optstats.training.optimal_lr_after`."""
+        from . import training
+
+        return training.optimal_lr_after(
+            self,
+            rule,
+            batch_size,
+            steps,
+            rng=rng,
+            momentum_start=momentum_start,
+            replicas=replicas,
+            method=method,
+            lr_range=lr_range,
+        )
+
 
 def _ratio_with_controls(means, control_variates, shape) -> Estimate:
     """eta = mean(gain) / mean(curv) over chains, with its delta-method stderr.

@@ -13,7 +13,9 @@ Not a test: timings vary by machine. Reports, on this machine in one run:
    without the control variates;
 4. the weight-RMS trajectory of AdamW under a WSD schedule, with and without
    the momentum control variate (stderr^2 x CPU seconds);
-5. the wall time of every chapter run in a fresh kernel (target: under 60 s).
+5. the CPU time of the training chapter's grid (6 rules x 11 batch sizes x 4
+   horizons, learning-rate searches included);
+6. the wall time of every chapter run in a fresh kernel (target: under 60 s).
 
 The baselines' standard errors come from the spread over their (iid)
 coordinates, by the delta method for the square root.
@@ -152,6 +154,18 @@ def main() -> int:
     gain = costs[False] / costs[True]
     ok &= gain >= 10
     print(f"  precision per CPU-second: {gain:,.0f}x better with the control variate")
+    print("\nThe lab trains (training chapter's grid): best constant lr after K in {1, 10, 100, 1000} steps,"
+          " 11 batch sizes, problem D, zero start")
+    total = 0.0
+    for rule in (optimizers.SGDM(0.0), optimizers.SGDM(0.9), optimizers.SignSGDM(0.0), optimizers.SignSGDM(0.9),
+                 optimizers.Adam(0.0, 0.95, bias_correction=True), optimizers.Adam(0.9, 0.95, bias_correction=True)):
+        exact = type(rule) is optimizers.SGDM
+        est, t = cpu(lambda: lab.optimal_lr_after(
+            rule, batch, [1, 10, 100, 1000], rng=None if exact else np.random.default_rng(SEED)))
+        total += t
+        print(f"  {rule!r:62s} {'exact' if exact else 'Monte Carlo (256 replicas)':28s} {t:6.2f} CPU s,"
+              f" widest 95% interval +-{np.max(est.relative_halfwidth95):.1%}")
+    print(f"  grid total: {total:.1f} CPU s")
     print("\nEvery chapter in a fresh kernel (wall time; target: under 60 s each)")
     for chapter in sorted((Path(__file__).resolve().parents[1] / "book").glob("*.ipynb")):
         nb = nbformat.read(chapter, as_version=4)

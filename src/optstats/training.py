@@ -42,7 +42,7 @@ import numpy as np
 from . import _validate
 from .optimizers import SGDM, _MomentumRule
 from .simulate import BURN_IN_TIMESCALES
-from .stats import Estimate, from_replicas
+from .stats import Estimate, from_replicas, sqrt
 
 MOMENTUM_STARTS = ("zero", "stationary")
 METHODS = ("exact", "monte-carlo")
@@ -60,6 +60,9 @@ ROUNDS = 3
 ROUNDS_EXACT = 8
 #: replica groups for the jackknife error bar of the best learning rate
 GROUPS = 32
+#: exact path: how often decayed means are flushed to zero, and below what
+FLUSH_EVERY = 32
+TINY = 1e-150
 #: Monte Carlo replicas (antithetic pairs count twice)
 DEFAULT_REPLICAS = 256
 #: Monte Carlo steps drawn per block
@@ -141,17 +144,25 @@ class _LinearGaussian:
         return out_mean, out_noise
 
     def _run(self, a11, a12, a21, a22, b1, b2, me, mm, pee, pem, pmm, wanted, out_mean, out_noise):
-        lam = self.lam
+        lam, lam_s = self.lam, self.lam * self.s
+        # the covariance update's coefficients, computed once
+        ee = (a11**2, 2 * a11 * a12, a12**2, b1**2)
+        em = (a11 * a21, a11 * a22 + a12 * a21, a12 * a22, b1 * b2)
+        mm2 = (a21**2, 2 * a21 * a22, a22**2, b2**2)
         for k in range(1, max(wanted) + 1):
             me, mm = a11 * me + a12 * mm, a21 * me + a22 * mm
             pee, pem, pmm = (
-                a11**2 * pee + 2 * a11 * a12 * pem + a12**2 * pmm + b1**2,
-                a11 * a21 * pee + (a11 * a22 + a12 * a21) * pem + a12 * a22 * pmm + b1 * b2,
-                a21**2 * pee + 2 * a21 * a22 * pem + a22**2 * pmm + b2**2,
+                c[0] * pee + c[1] * pem + c[2] * pmm + c[3] for c in (ee, em, mm2)
             )
+            if k % FLUSH_EVERY == 0:
+                # a decaying mean reaches subnormal floats, whose arithmetic
+                # is ~100x slower; below 1e-150 of the start it is zero for
+                # every loss this module reports
+                for x in (me, mm):
+                    x[np.abs(x) < TINY] = 0.0
             if k in wanted:
                 out_mean[wanted[k]] = 0.5 * (lam * me**2).sum(axis=-1)
-                out_noise[wanted[k]] = 0.5 * (lam * self.s * pee).sum(axis=-1)
+                out_noise[wanted[k]] = 0.5 * (lam_s * pee).sum(axis=-1)
 
 
 # -- the Monte Carlo path (any rule) --------------------------------------------
@@ -223,7 +234,8 @@ def training_loss(lab, rule, batch_size, lr, steps, *, rng=None, momentum_start=
     Returns one :class:`Estimate` of shape (*steps.shape, *lr.shape,
     *batch_size.shape): every learning rate with every batch size (and every
     horizon when ``steps`` is a sequence), in one vectorised run. The exact
-    path (SGDM, default for it) has stderr 0 and needs no ``rng``; the Monte
+    path (SGDM, default for it) has stderr 0 and needs no ``rng``; a learning
+    rate beyond stability gives an infinite loss; the Monte
     Carlo path (every other rule, or ``method="monte-carlo"``) needs ``rng``
     and uses ``replicas`` replicas (even; default ``DEFAULT_REPLICAS``), the
     stderr over their antithetic pairs.
@@ -234,8 +246,8 @@ def training_loss(lab, rule, batch_size, lr, steps, *, rng=None, momentum_start=
     lrs = _validate.positive("lr", lr)
     grid = np.broadcast_to(lrs.reshape(-1, 1), (lrs.size, b.size))
     if method == "exact":
-        mean, noise = _LinearGaussian(lab, rule.beta1, momentum_start).parts(grid, horizons)
-        value = mean + noise / b.ravel()
+        mean, noise = _LinearGaussian(lab, rule.beta1, momentum_start).parts(lrs.reshape(-1, 1), horizons)
+        value = _finite(mean + noise / b.ravel())
         stderr = np.zeros_like(value)
         dof = None
     else:
@@ -244,6 +256,7 @@ def training_loss(lab, rule, batch_size, lr, steps, *, rng=None, momentum_start=
         seed = int(rng.integers(2**63))
         losses = _replica_losses(lab, rule, grid, b.ravel(), horizons, seed, replicas, momentum_start)
         est = from_replicas(_pair_means(losses), axis=-1)
+        est = Estimate(_finite(est.value), est.stderr, est.dof)
         value, stderr, dof = est.value, est.stderr, est.dof
     shape = (*(() if scalar else np.shape(steps)), *lrs.shape, *b.shape)
     return Estimate(value.reshape(shape), np.asarray(stderr).reshape(shape), dof)
@@ -382,3 +395,56 @@ def optimal_lr_after(
     shape = (*(() if scalar else np.shape(steps)), *np.shape(batch_size))
     dof = None if groups == 1 else groups - 1
     return Estimate(value.reshape(shape), stderr.reshape(shape), dof)
+
+
+def equilibrium_statistics(lab, rule, batch_size, lr, *, rng, burn_in, steps, replicas=64):
+    """Statistics of training at constant ``lr`` once the weights have equilibrated.
+
+    After ``burn_in`` steps from w_0 (zero state), ``steps`` more steps are
+    averaged in each of ``replicas`` independent replicas. Returns a dict of
+    Estimates of shape lr.shape (stderr over replicas):
+
+    * ``update_rms``: sqrt of the time mean of u_i^2 over coordinates (what the
+      update-RMS chapter computes for iid gradients);
+    * ``gradient_lag1``: corr(g_t, g_{t-1}) of the minibatch gradients,
+      sum over coordinates of g_t g_{t-1} over the sum of g_t^2 (zero for the
+      iid noise of that chapter; the restoring force H (w - w*) makes it
+      differ once the weights move);
+    * ``loss``: the time mean of L(w_t).
+    """
+    _check(lab, rule, "zero", "monte-carlo")
+    b = float(_validate.scalar(_validate.at_least_one, "batch_size", batch_size))
+    lrs = _validate.positive("lr", lr)
+    _validate.generator("rng", rng)
+    burn_in = _validate.count("burn_in", burn_in, minimum=0)
+    steps = _validate.count("steps", steps, minimum=2)
+    replicas = _validate.count("replicas", replicas, minimum=2)
+    d = lab.dim
+    shape = (lrs.size, replicas, d)
+    lr3 = lrs.reshape(-1, 1, 1)
+    state = rule.init(shape)
+    e = np.broadcast_to(np.linalg.solve(lab.H, lab.g), shape).copy()
+    grad, prev = np.empty(shape), np.empty(shape)
+    sums = np.zeros((4, lrs.size, replicas))  # u^2, g_t g_{t-1}, g^2, loss
+    total = burn_in + steps
+    for start in range(0, total, BLOCK):
+        z = rng.standard_normal((min(BLOCK, total - start), replicas, d)) @ lab._factor.T
+        for i, zi in enumerate(z):
+            k = start + i
+            np.copyto(prev, grad)
+            np.matmul(e, lab.H, out=grad)
+            grad += zi / math.sqrt(b)
+            u = rule.step(state, grad)
+            if k >= burn_in:
+                sums[0] += np.einsum("lrd,lrd->lr", u, u) / d
+                sums[1] += np.einsum("lrd,lrd->lr", grad, prev)
+                sums[2] += np.einsum("lrd,lrd->lr", grad, grad)
+                sums[3] += 0.5 * np.einsum("lrd,lrd->lr", e @ lab.H, e)
+            e -= lr3 * u
+    u2 = from_replicas(sums[0] / steps, axis=-1)
+    out = {
+        "update_rms": sqrt(u2),
+        "gradient_lag1": from_replicas(sums[1] / sums[2], axis=-1),
+        "loss": from_replicas(sums[3] / steps, axis=-1),
+    }
+    return {key: Estimate(np.reshape(v.value, lrs.shape), np.reshape(v.stderr, lrs.shape), v.dof) for key, v in out.items()}

@@ -10,17 +10,10 @@ the coordinates are independent: theory's "exact" method is exact.
 
 import numpy as np
 import pytest
-from conftest import Z_TOL
+from conftest import Z_TOL, correlated_problem
 
 from optstats import optimizers, theory
 from optstats.quadratic import NoisyQuadratic
-
-
-def correlated_problem():
-    g = np.array([1.0, -0.5, 0.25, 2.0])
-    a = np.array([[2.0, 0.5, 0.0, 0.3], [0.5, 1.0, 0.2, 0.0], [0.0, 0.2, 0.5, 0.1], [0.3, 0.0, 0.1, 1.5]])
-    sigma = np.array([[9.0, 3.0, 0.0, 1.0], [3.0, 4.0, 1.0, 0.0], [0.0, 1.0, 16.0, 2.0], [1.0, 0.0, 2.0, 1.0]])
-    return NoisyQuadratic(g, a, sigma)
 
 
 def diagonal_problem():

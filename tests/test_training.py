@@ -9,7 +9,7 @@ E[e_K] = (1 - lr h)^K e_0 and Var[e_K] = lr^2 s/B sum_k (1 - lr h)^(2k).
 
 import numpy as np
 import pytest
-from conftest import Z_TOL
+from conftest import Z_TOL, correlated_problem
 
 from optstats import optimizers, theory, training
 from optstats.quadratic import NoisyQuadratic
@@ -18,13 +18,6 @@ from optstats.quadratic import NoisyQuadratic
 def problem_d():
     g = np.logspace(-1, 0, 8) * np.tile([1.0, -1.0], 4)
     return NoisyQuadratic(g, np.diag(np.linspace(0.5, 2.0, 8)), 400.0 * np.eye(8))
-
-
-def correlated_problem():
-    g = np.array([1.0, -0.5, 0.25, 2.0])
-    h = np.array([[2.0, 0.5, 0.0, 0.3], [0.5, 1.0, 0.2, 0.0], [0.0, 0.2, 0.5, 0.1], [0.3, 0.0, 0.1, 1.5]])
-    sigma = np.array([[9.0, 3.0, 0.0, 1.0], [3.0, 4.0, 1.0, 0.0], [0.0, 1.0, 16.0, 2.0], [1.0, 0.0, 2.0, 1.0]])
-    return NoisyQuadratic(g, h, sigma)
 
 
 def test_sgd_loss_matches_closed_form():
@@ -122,3 +115,29 @@ def test_bad_input(rng):
     singular = NoisyQuadratic(np.array([1.0, 1.0]), np.diag([1.0, 0.0]), np.eye(2))
     with pytest.raises(ValueError, match="H must be invertible"):
         singular.training_loss(rule, 10.0, 0.1, 5)
+
+
+def test_equilibrium_statistics_of_sgd_match_closed_form(rng):
+    # SGD on a diagonal H: e_i <- (1 - lr h) e_i - lr xi_i, so at equilibrium
+    # Var e = lr^2 s/B / (1 - r^2) with r = 1 - lr h, E[u^2] = h^2 Var e + s/B,
+    # and Cov(g_t, g_{t-1}) = h^2 r Var e - h lr s/B (the noise that moved w)
+    h, s, b = np.array([0.5, 1.0, 2.0]), 4.0, 2.0
+    lab = NoisyQuadratic(np.array([0.3, -0.2, 0.1]), np.diag(h), s * np.eye(3))
+    lr = np.array([0.05, 0.4])
+    st = training.equilibrium_statistics(
+        lab, optimizers.SGDM(0.0), b, lr, rng=rng, burn_in=400, steps=4000, replicas=64
+    )
+    r = 1 - lr[:, None] * h
+    var_e = lr[:, None] ** 2 * (s / b) / (1 - r**2)
+    u2 = (h**2 * var_e + s / b).mean(axis=1)
+    cov1 = (h**2 * r * var_e - h * lr[:, None] * s / b).sum(axis=1)
+    g2 = (h**2 * var_e + s / b).sum(axis=1)
+    for key, want in (("update_rms", np.sqrt(u2)), ("gradient_lag1", cov1 / g2)):
+        z = (st[key].value - want) / st[key].stderr
+        assert np.all(np.abs(z) < Z_TOL), (key, z)
+    # the restoring force shows: at lr = 0.4 the lag-one correlation is clearly negative
+    assert st["gradient_lag1"].value[1] + Z_TOL * st["gradient_lag1"].stderr[1] < 0
+    with pytest.raises(ValueError, match="burn_in"):
+        training.equilibrium_statistics(lab, optimizers.SGDM(0.0), b, lr, rng=rng, burn_in=-1, steps=10)
+    with pytest.raises(ValueError, match="batch_size"):
+        training.equilibrium_statistics(lab, optimizers.SGDM(0.0), [1.0, 2.0], lr, rng=rng, burn_in=1, steps=10)

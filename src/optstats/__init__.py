@@ -5,7 +5,9 @@ README): ``theory`` (closed forms), ``symbolic`` (sympy helpers),
 ``optimizers`` (update rules), ``gradients`` (gradient streams),
 ``schedules`` (learning-rate schedules as per-step arrays),
 ``simulate`` (estimators), ``stats`` (estimates with standard errors),
-``plotting`` (house style).
+``plotting`` (house style), ``training`` (the noisy-quadratic lab over many
+steps), ``probe`` (PyTorch's Adam during real training; the only module that
+imports torch, and nothing imports it).
 """
 
 __version__ = "0.1.0"

@@ -15,7 +15,8 @@ Not a test: timings vary by machine. Reports, on this machine in one run:
    the momentum control variate (stderr^2 x CPU seconds);
 5. the CPU time of the training chapter's grid (6 rules x 11 batch sizes x 4
    horizons, learning-rate searches included);
-6. the wall time of every chapter run in a fresh kernel (target: under 60 s).
+6. the cost of the PyTorch probe (AdamWatch.record) against a training step;
+7. the wall time of every chapter run in a fresh kernel (target: under 60 s).
 
 The baselines' standard errors come from the spread over their (iid)
 coordinates, by the delta method for the square root.
@@ -105,6 +106,37 @@ def step_cost(rule, n=10_000, steps=2000):
     return t_step / (steps * n), t_draw / (steps * n)
 
 
+
+def probe_cost(repeats=5, steps=100):
+    """CPU seconds of one training step and of one AdamWatch.record(), best of repeats."""
+    import torch
+
+    from optstats.probe import AdamWatch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(SEED)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(64, 128), torch.nn.LayerNorm(128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 128), torch.nn.LayerNorm(128), torch.nn.ReLU(), torch.nn.Linear(128, 10),
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    watch = AdamWatch(net, opt)
+    x, y = torch.randn(32, 64), torch.randint(0, 10, (32,))
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    step()
+    watch.record()
+    best_step = best_record = float("inf")
+    for _ in range(repeats):
+        _, t_step = cpu(lambda: [step() for _ in range(steps)])
+        _, t_record = cpu(lambda: [watch.record() for _ in range(steps)])
+        best_step, best_record = min(best_step, t_step / steps), min(best_record, t_record / steps)
+    return best_step, best_record
+
 def main() -> int:
     print(f"numpy {np.__version__}; all times are CPU seconds of this process")
     ok = True
@@ -166,6 +198,10 @@ def main() -> int:
         print(f"  {rule!r:62s} {'exact' if exact else 'Monte Carlo (256 replicas)':28s} {t:6.2f} CPU s,"
               f" widest 95% interval +-{np.max(est.relative_halfwidth95):.1%}")
     print(f"  grid total: {total:.1f} CPU s")
+    print("\nThe PyTorch probe: one AdamW step of an MLP with LayerNorm (64-128-128-10, batch 32, one thread)"
+          " with and without AdamWatch.record() (target: under 25% on the real-network chapter's model)")
+    step_s, record_s = probe_cost()
+    print(f"  step {step_s * 1e3:.2f} ms, record {record_s * 1e3:.2f} ms: +{record_s / step_s:.0%}")
     print("\nEvery chapter in a fresh kernel (wall time; target: under 60 s each)")
     for chapter in sorted((Path(__file__).resolve().parents[1] / "book").glob("*.ipynb")):
         nb = nbformat.read(chapter, as_version=4)

@@ -22,30 +22,6 @@ import torch
 FIELDS = ("update_rms", "weight_rms", "momentum_ratio", "cos_theta_u", "angle", "grad_norm")
 
 
-def _angle(a: torch.Tensor, b: torch.Tensor) -> float:
-    """The angle between two vectors, accurate also when it is tiny.
-
-    2 atan2(|a^ - b^|, |a^ + b^|) with unit vectors a^, b^: arccos of the
-    cosine loses half the digits below about 1e-4 radians, and equilibrium
-    angular updates are of that order.
-    """
-    na, nb = torch.linalg.vector_norm(a), torch.linalg.vector_norm(b)
-    if na == 0 or nb == 0:
-        return math.nan
-    ua, ub = a / na, b / nb
-    return 2.0 * math.atan2(float(torch.linalg.vector_norm(ua - ub)), float(torch.linalg.vector_norm(ua + ub)))
-
-
-def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    if not torch.any(a) or not torch.any(b):
-        return math.nan
-    return float(torch.dot(a, b) / (torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b)))
-
-
-def _rms(x: torch.Tensor) -> float:
-    return float(torch.sqrt(torch.mean(x * x)))
-
-
 class AdamWatch:
     """Per-parameter statistics of ``torch.optim.Adam`` or ``AdamW``.
 
@@ -90,14 +66,14 @@ class AdamWatch:
     def _snapshot(self) -> None:
         with torch.no_grad():
             self._previous = {
-                name: p.detach().to(torch.float64).flatten().clone()
+                name: p.detach().to(torch.float64, copy=True).flatten()
                 for name, p in self.model.named_parameters()
                 if id(p) in self._group
             }
 
     def record(self) -> dict:
         """Statistics of the step just taken, per parameter name (see the class)."""
-        out = {}
+        names, rows, sizes = [], [], []
         with torch.no_grad():
             for name, p in self.model.named_parameters():
                 group = self._group.get(id(p))
@@ -105,23 +81,42 @@ class AdamWatch:
                 if group is None or p.grad is None or "exp_avg" not in state:
                     continue
                 beta1, beta2 = group["betas"]
-                eps = group["eps"]
                 t = float(state["step"])
                 m = state["exp_avg"].detach().to(torch.float64).flatten()
                 v = state["exp_avg_sq"].detach().to(torch.float64).flatten()
                 g = p.grad.detach().to(torch.float64).flatten()
-                theta = p.detach().to(torch.float64).flatten()
+                theta = p.detach().to(torch.float64, copy=True).flatten()
                 # torch's Adam: denom = sqrt(v) / sqrt(1 - beta2^t) + eps,
                 # step = lr / (1 - beta1^t) * m / denom
-                u = (m / (1.0 - beta1**t)) / (torch.sqrt(v) / math.sqrt(1.0 - beta2**t) + eps)
+                denom = torch.sqrt(v).div_(math.sqrt(1.0 - beta2**t)).add_(group["eps"])
+                u = m.div(denom).div_(1.0 - beta1**t)
                 before = self._previous[name]
-                out[name] = {
-                    "update_rms": _rms(u),
-                    "weight_rms": _rms(theta),
-                    "momentum_ratio": float(torch.linalg.vector_norm(m) / torch.linalg.vector_norm(g)),
-                    "cos_theta_u": _cos(before, u),
-                    "angle": _angle(before, theta),
-                    "grad_norm": float(torch.linalg.vector_norm(g)),
-                }
-        self._snapshot()
-        return out
+                step = theta - before
+                rows.append(torch.stack([
+                    torch.dot(u, u), torch.dot(theta, theta), torch.dot(m, m), torch.dot(g, g),
+                    torch.dot(before, u), torch.dot(before, before), torch.dot(before, theta),
+                    torch.dot(step, step), torch.dot(before, step),
+                ]))
+                sizes.append(u.numel())
+                names.append(name)
+                self._previous[name] = theta
+        # one transfer to Python for all tensors
+        table = torch.stack(rows).tolist() if rows else []
+        return {name: _fields(n, *row) for name, n, row in zip(names, sizes, table)}
+
+
+def _fields(n, uu, tt, mm, gg, bu, bb, bt, dd, bd) -> dict:
+    """One parameter's record from its n entries' dot products (u.u, theta.theta, ...)."""
+    nan = math.nan
+    # the angle between before and theta = before + step: atan2 of
+    # |before ^ step| = sqrt(bb dd - bd^2) (Lagrange's identity, no
+    # cancellation at small angles) against before . theta
+    wedge = math.sqrt(max(bb * dd - bd * bd, 0.0))
+    return {
+        "update_rms": math.sqrt(uu / n),
+        "weight_rms": math.sqrt(tt / n),
+        "momentum_ratio": math.sqrt(mm / gg) if gg > 0 else nan,
+        "cos_theta_u": bu / math.sqrt(bb * uu) if bb > 0 and uu > 0 else nan,
+        "angle": math.atan2(wedge, bt) if bb > 0 else nan,
+        "grad_norm": math.sqrt(gg),
+    }

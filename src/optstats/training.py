@@ -60,9 +60,6 @@ ROUNDS = 3
 ROUNDS_EXACT = 8
 #: replica groups for the jackknife error bar of the best learning rate
 GROUPS = 32
-#: exact path: how often decayed means are flushed to zero, and below what
-FLUSH_EVERY = 32
-TINY = 1e-150
 #: Monte Carlo replicas (antithetic pairs count twice)
 DEFAULT_REPLICAS = 256
 #: Monte Carlo steps drawn per block
@@ -154,12 +151,6 @@ class _LinearGaussian:
             pee, pem, pmm = (
                 c[0] * pee + c[1] * pem + c[2] * pmm + c[3] for c in (ee, em, mm2)
             )
-            if k % FLUSH_EVERY == 0:
-                # a decaying mean reaches subnormal floats, whose arithmetic
-                # is ~100x slower; below 1e-150 of the start it is zero for
-                # every loss this module reports
-                for x in (me, mm):
-                    x[np.abs(x) < TINY] = 0.0
             if k in wanted:
                 out_mean[wanted[k]] = 0.5 * (lam * me**2).sum(axis=-1)
                 out_noise[wanted[k]] = 0.5 * (lam_s * pee).sum(axis=-1)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _validate
+from . import _validate, training
 from .optimizers import _MomentumRule
 from .simulate import BURN_IN_TIMESCALES
 from .stats import Estimate
@@ -183,8 +183,6 @@ class NoisyQuadratic:
     # -- training: many steps (optstats.training) ------------------------------
     def training_loss(self, rule, batch_size, lr, steps, *, rng=None, momentum_start="zero", replicas=None, method=None):
         """E[L(w_K)] after ``steps`` steps from w* + H^-1 g; see :func:`optstats.training.training_loss`."""
-        from . import training
-
         return training.training_loss(
             self, rule, batch_size, lr, steps, rng=rng, momentum_start=momentum_start, replicas=replicas, method=method
         )
@@ -193,8 +191,6 @@ class NoisyQuadratic:
         self, rule, batch_size, steps, *, rng=None, momentum_start="zero", replicas=None, method=None, lr_range=None
     ):
         """The constant learning rate minimising E[L(w_K)]; see :func:`optstats.training.optimal_lr_after`."""
-        from . import training
-
         return training.optimal_lr_after(
             self,
             rule,

@@ -28,8 +28,8 @@ state the one-step analysis assumes): exactly m_0 ~ N(g, kappa Sigma / B) for
 SGDM, a burn-in at the frozen gradient for the Monte Carlo path.
 
 The best constant learning rate (:func:`optimal_lr_after`) is found on a log
-grid, refined around the minimum in rounds, and read off a parabola in
-log(lr) through the last round's points; the Monte Carlo error bar is a
+grid, refined around the minimum in rounds, and read off a least-squares
+cubic in log(lr) through the last round's points; the Monte Carlo error bar is a
 jackknife over groups of replicas.
 """
 
@@ -53,7 +53,7 @@ PER_DECADE = 2
 POINTS = 7
 #: rounds after the coarse grid: the last round's spacing is 1.15 / 3^ROUNDS
 #: in log(lr), +-13% around the minimum for the Monte Carlo path; the
-#: parabola in lr through it is accurate to far below 0.5%
+#: cubic through it (:func:`_vertex`) is accurate to far below 0.5%
 #: (``tests/test_training.py`` checks this on the exact losses against the
 #: exact path's search, whose ROUNDS_EXACT rounds end at a spacing of 2e-4)
 ROUNDS = 3
@@ -67,7 +67,7 @@ BLOCK = 64
 
 
 def _horizons(steps):
-    """``steps`` as a sorted 1-d int array, and whether it was a scalar."""
+    """``steps`` as a 1-d int array (in the given order), and whether it was a scalar."""
     scalar = np.ndim(steps) == 0
     values = [steps] if scalar else list(np.asarray(steps).ravel())
     out = []
@@ -186,9 +186,11 @@ def _replica_losses(lab, rule, lr, batch, horizons, seed, replicas, momentum_sta
     out = np.empty((len(horizons), *lr.shape, replicas))
     wanted = {int(k): i for i, k in enumerate(horizons)}
     total = int(max(horizons))
-    grad = np.empty(shape)
+    draw = lambda rng, n: _antithetic(rng, n, replicas, d)  # noqa: E731
     with np.errstate(over="ignore", invalid="ignore"):
-        _train(lab, rule, state, e, grad, lr4, scale, rng, total, replicas, wanted, out)
+        for k, _, _ in _trajectory(lab, rule, state, e, lr4, scale, rng, total, draw):
+            if k in wanted:
+                out[wanted[k]] = _loss(lab, e)
     return out
 
 
@@ -204,18 +206,27 @@ def _pair_means(losses):
     return 0.5 * (losses[..., :half] + losses[..., half:])
 
 
-def _train(lab, rule, state, e, grad, lr4, scale, rng, total, replicas, wanted, out):
-    d = lab.dim
+def _trajectory(lab, rule, state, e, lr, scale, rng, total, draw):
+    """Train in place: yield (k, g_k, u_k) after step k = 1..total has moved ``e``.
+
+    ``draw(rng, n)`` gives n steps of standard normals (n, replicas, d); the
+    noise of step k is that times the factor of Sigma times ``scale``. The
+    one training loop of this module: the Monte Carlo losses and the
+    equilibrium statistics both read it.
+    """
+    grad = np.empty(e.shape)
     for start in range(0, total, BLOCK):
-        z = _antithetic(rng, min(BLOCK, total - start), replicas, d) @ lab._factor.T
+        z = draw(rng, min(BLOCK, total - start)) @ lab._factor.T
         for i, zi in enumerate(z):
             np.matmul(e, lab.H, out=grad)
             grad += zi * scale
             u = rule.step(state, grad)
-            e -= lr4 * u
-            k = start + i + 1
-            if k in wanted:
-                out[wanted[k]] = 0.5 * np.einsum("...d,...d->...", e @ lab.H, e)
+            e -= lr * u
+            yield start + i + 1, grad, u
+
+
+def _loss(lab, e):
+    return 0.5 * np.einsum("...d,...d->...", e @ lab.H, e)
 
 
 # -- the public functions ---------------------------------------------------------
@@ -277,9 +288,8 @@ def _vertex(logx, y):
     logx (P, n), y (P, n, ...). A cubic, not a parabola: the loss after many
     steps is skewed in log(lr), and a parabola's vertex inherits a bias of the
     order of the skew times the squared width of the points. The minimum is
-    the root of the cubic's derivative with positive curvature. Returns
-    (log lr, ok): ok is False where that root is missing or leaves the
-    points' range (the estimate is then the best grid point).
+    the root of the cubic's derivative with positive curvature; where that
+    root is missing or leaves the points' range, the best grid point.
     """
     centre = logx.mean(axis=0)
     x = logx - centre
@@ -296,7 +306,7 @@ def _vertex(logx, y):
     half = ((logx.max(axis=0) - logx.min(axis=0)) / 2).reshape((-1,) + (1,) * extra)
     ok = (disc > 0) & (denom > 0) & (np.abs(v) <= half)
     best = np.take_along_axis(logx.reshape(logx.shape + (1,) * extra), np.argmin(y, axis=0)[None], axis=0)[0]
-    return np.where(ok, v + centre.reshape((-1,) + (1,) * extra), best), ok
+    return np.where(ok, v + centre.reshape((-1,) + (1,) * extra), best)
 
 
 def _finite(losses):
@@ -305,7 +315,7 @@ def _finite(losses):
 
 
 def _lstsq(X, y):
-    """Least squares over axis 0 of X (P, ..., 3) and y (P, ...), batched."""
+    """Least squares over axis 0 of X (P, ..., k) and y (P, ...), batched."""
     XtX = np.einsum("p...i,p...j->...ij", X, X)
     Xty = np.einsum("p...i,p...->...i", X, y)
     return np.linalg.solve(XtX, Xty[..., None])[..., 0]
@@ -320,7 +330,8 @@ def optimal_lr_after(
     ``lr_range`` (default 1e-5 to 4 times the rule's noise-free one-step
     optima, :func:`_natural_lr`) at ``PER_DECADE`` points per decade, shared
     by all horizons; ``ROUNDS`` rounds of ``POINTS`` points around the
-    minimum; the vertex of a parabola in log(lr) through the last round. A
+    minimum; the minimum of a least-squares cubic in log(lr) through the
+    last round. A
     minimum at the edge of ``lr_range`` raises ``ValueError`` (widen it).
     Exact path: stderr 0 (the search's own error is far below 0.5%). Monte
     Carlo: every round re-uses the same noise, and the stderr is a jackknife
@@ -375,12 +386,12 @@ def optimal_lr_after(
             logx = left + (right - left) * np.linspace(0, 1, POINTS)[:, None]
             vals = _finite(evaluate(np.exp(logx), np.array([k]))[0])
             j = np.argmin(vals.mean(axis=-1), axis=0)
-        full, _ = _vertex(logx, vals.mean(axis=-1))
+        full = _vertex(logx, vals.mean(axis=-1))
         value[h] = np.exp(full)
         if groups > 1:
             # leave-one-group-out means, their vertices, the jackknife variance
             loo = (vals.sum(axis=-1, keepdims=True) - vals) / (groups - 1)
-            vert, _ = _vertex(logx, loo)  # (nB, groups)
+            vert = _vertex(logx, loo)  # (nB, groups)
             vert = np.exp(vert)
             stderr[h] = np.sqrt((groups - 1) / groups * ((vert - vert.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1))
     shape = (*(() if scalar else np.shape(steps)), *np.shape(batch_size))
@@ -391,8 +402,8 @@ def optimal_lr_after(
 def equilibrium_statistics(lab, rule, batch_size, lr, *, rng, burn_in, steps, replicas=64):
     """Statistics of training at constant ``lr`` once the weights have equilibrated.
 
-    After ``burn_in`` steps from w_0 (zero state), ``steps`` more steps are
-    averaged in each of ``replicas`` independent replicas. Returns a dict of
+    After ``burn_in`` >= 1 steps from w_0 (zero state; the first averaged
+    step needs a previous gradient), ``steps`` more steps are averaged in each of ``replicas`` independent replicas. Returns a dict of
     Estimates of shape lr.shape (stderr over replicas):
 
     * ``update_rms``: sqrt of the time mean of u_i^2 over coordinates (what the
@@ -407,31 +418,24 @@ def equilibrium_statistics(lab, rule, batch_size, lr, *, rng, burn_in, steps, re
     b = float(_validate.scalar(_validate.at_least_one, "batch_size", batch_size))
     lrs = _validate.positive("lr", lr)
     _validate.generator("rng", rng)
-    burn_in = _validate.count("burn_in", burn_in, minimum=0)
+    burn_in = _validate.count("burn_in", burn_in, minimum=1)
     steps = _validate.count("steps", steps, minimum=2)
     replicas = _validate.count("replicas", replicas, minimum=2)
     d = lab.dim
     shape = (lrs.size, replicas, d)
-    lr3 = lrs.reshape(-1, 1, 1)
     state = rule.init(shape)
     e = np.broadcast_to(np.linalg.solve(lab.H, lab.g), shape).copy()
-    grad, prev = np.empty(shape), np.empty(shape)
+    prev = np.empty(shape)
     sums = np.zeros((4, lrs.size, replicas))  # u^2, g_t g_{t-1}, g^2, loss
-    total = burn_in + steps
-    for start in range(0, total, BLOCK):
-        z = rng.standard_normal((min(BLOCK, total - start), replicas, d)) @ lab._factor.T
-        for i, zi in enumerate(z):
-            k = start + i
-            np.copyto(prev, grad)
-            np.matmul(e, lab.H, out=grad)
-            grad += zi / math.sqrt(b)
-            u = rule.step(state, grad)
-            if k >= burn_in:
-                sums[0] += np.einsum("lrd,lrd->lr", u, u) / d
-                sums[1] += np.einsum("lrd,lrd->lr", grad, prev)
-                sums[2] += np.einsum("lrd,lrd->lr", grad, grad)
-                sums[3] += 0.5 * np.einsum("lrd,lrd->lr", e @ lab.H, e)
-            e -= lr3 * u
+    draw = lambda rng, n: rng.standard_normal((n, replicas, d))  # noqa: E731
+    steps_run = _trajectory(lab, rule, state, e, lrs.reshape(-1, 1, 1), 1.0 / math.sqrt(b), rng, burn_in + steps, draw)
+    for k, grad, u in steps_run:
+        if k > burn_in:  # burn_in >= 1, so prev holds g_{k-1}
+            sums[0] += np.einsum("lrd,lrd->lr", u, u) / d
+            sums[1] += np.einsum("lrd,lrd->lr", grad, prev)
+            sums[2] += np.einsum("lrd,lrd->lr", grad, grad)
+            sums[3] += _loss(lab, e)
+        np.copyto(prev, grad)
     u2 = from_replicas(sums[0] / steps, axis=-1)
     out = {
         "update_rms": sqrt(u2),

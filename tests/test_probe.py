@@ -48,10 +48,16 @@ class Net(torch.nn.Module):
         return self.out(self.norm(torch.relu(self.fc(x))))
 
 
-def train(watch_it, steps=12, lr=0.05, wd=0.1):
+def train(watch_it, steps=12, lr=0.05, wd=0.1, two_groups=False):
     torch.manual_seed(3)
     net = Net().double()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=wd)
+    if two_groups:  # the first layer with its own beta2, eps and no decay
+        first = list(net.fc.parameters())
+        rest = [p for n, p in net.named_parameters() if not n.startswith("fc.")]
+        groups = [{"params": first, "betas": (0.9, 0.99), "eps": 1e-3, "weight_decay": 0.0}, {"params": rest}]
+    else:
+        groups = net.parameters()
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=wd)
     watch = AdamWatch(net, opt) if watch_it else None
     gen = torch.Generator().manual_seed(4)
     records, snapshots, grads = [], [], []
@@ -69,9 +75,10 @@ def train(watch_it, steps=12, lr=0.05, wd=0.1):
     return net, records, snapshots, grads
 
 
-def test_watch_fields_against_hand_computation():
-    lr, wd = 0.05, 0.1
-    net, records, snapshots, grads = train(True, lr=lr, wd=wd)
+@pytest.mark.parametrize("two_groups", [False, True])
+def test_watch_fields_against_hand_computation(two_groups):
+    lr = 0.05
+    net, records, snapshots, grads = train(True, lr=lr, wd=0.1, two_groups=two_groups)
     params = dict(net.named_parameters())
     momentum = {n: np.zeros(p.numel()) for n, p in params.items()}
     for t, (rec, before, g) in enumerate(zip(records, snapshots, grads)):
@@ -83,6 +90,7 @@ def test_watch_fields_against_hand_computation():
             a = after[name].numpy().ravel()
             gg = g[name].numpy().ravel()
             momentum[name] = 0.9 * momentum[name] + 0.1 * gg
+            wd = 0.0 if two_groups and name.startswith("fc.") else 0.1
             u = (b * (1 - lr * wd) - a) / lr  # AdamW: theta <- theta (1 - lr wd) - lr u
             assert stats["update_rms"] == pytest.approx(np.sqrt(np.mean(u**2)), rel=1e-9)
             assert stats["weight_rms"] == pytest.approx(np.sqrt(np.mean(a**2)), rel=1e-12)
@@ -126,7 +134,7 @@ def test_package_works_without_torch():
         "sys.meta_path.insert(0, NoTorch())\n"
         "import importlib, pkgutil, optstats\n"
         "for m in pkgutil.walk_packages(optstats.__path__, 'optstats.'):\n"
-        "    if m.name != 'optstats.probe':\n"
+        "    if m.name not in ('optstats.probe', 'optstats.network'):\n"
         "        importlib.import_module(m.name)\n"
         "assert 'torch' not in sys.modules\n"
         "try:\n"
@@ -136,3 +144,21 @@ def test_package_works_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_flat_buffers_are_the_last_step():
+    torch.manual_seed(3)
+    net2 = Net().double()
+    opt = torch.optim.AdamW(net2.parameters(), lr=0.05)
+    watch = AdamWatch(net2, opt)
+    net2(torch.zeros(1, 6, dtype=torch.float64)).sum().backward()
+    opt.step()
+    watch.record()
+    flat = watch.flat
+    assert flat.names == ("fc.weight", "fc.bias", "norm.weight", "norm.bias", "out.weight", "out.bias")
+    assert flat.sizes == (48, 8, 8, 8, 24, 3)
+    g = torch.cat([p.grad.flatten() for p in net2.parameters() if p.grad is not None])
+    assert torch.equal(flat.gradient, g)
+    v = torch.cat([opt.state[p]["exp_avg_sq"].flatten() for p in net2.parameters() if p in opt.state])
+    want = torch.sqrt(v / (1 - 0.999)) + 1e-8  # step 1, torch's default betas and eps
+    torch.testing.assert_close(flat.denominator, want, rtol=1e-15, atol=0)

@@ -15,6 +15,7 @@ numbers, so watching never changes the training.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -60,49 +61,78 @@ class AdamWatch:
                     raise ValueError(f"optimizer {flag}=True is not supported (it changes Adam's update direction)")
             for p in group["params"]:
                 self._group[id(p)] = group
-        self._previous = {}
-        self._snapshot()
-
-    def _snapshot(self) -> None:
         with torch.no_grad():
             self._previous = {
                 name: p.detach().to(torch.float64, copy=True).flatten()
-                for name, p in self.model.named_parameters()
+                for name, p in model.named_parameters()
                 if id(p) in self._group
             }
+        #: the last record's flat float64 vectors, for statistics beyond FIELDS
+        #: (the real-network chapter's lag correlations); see :class:`Flat`
+        self.flat = None
 
     def record(self) -> dict:
         """Statistics of the step just taken, per parameter name (see the class)."""
-        names, rows, sizes = [], [], []
+        names, params, states, constants = [], [], [], []
+        for name, p in self.model.named_parameters():
+            group = self._group.get(id(p))
+            state = self.optimizer.state.get(p, {})
+            if group is None or p.grad is None or "exp_avg" not in state:
+                continue
+            beta1, beta2 = group["betas"]
+            t = float(state["step"])
+            # torch's Adam: denom = sqrt(v) / sqrt(1 - beta2^t) + eps,
+            # step = lr / (1 - beta1^t) * m / denom
+            constants.append((1.0 - beta1**t, math.sqrt(1.0 - beta2**t), group["eps"]))
+            names.append(name)
+            params.append(p)
+            states.append(state)
+        if not names:
+            return {}
+        sizes = [p.numel() for p in params]
         with torch.no_grad():
-            for name, p in self.model.named_parameters():
-                group = self._group.get(id(p))
-                state = self.optimizer.state.get(p, {})
-                if group is None or p.grad is None or "exp_avg" not in state:
-                    continue
-                beta1, beta2 = group["betas"]
-                t = float(state["step"])
-                m = state["exp_avg"].detach().to(torch.float64).flatten()
-                v = state["exp_avg_sq"].detach().to(torch.float64).flatten()
-                g = p.grad.detach().to(torch.float64).flatten()
-                theta = p.detach().to(torch.float64, copy=True).flatten()
-                # torch's Adam: denom = sqrt(v) / sqrt(1 - beta2^t) + eps,
-                # step = lr / (1 - beta1^t) * m / denom
-                denom = torch.sqrt(v).div_(math.sqrt(1.0 - beta2**t)).add_(group["eps"])
-                u = m.div(denom).div_(1.0 - beta1**t)
-                before = self._previous[name]
-                step = theta - before
-                rows.append(torch.stack([
-                    torch.dot(u, u), torch.dot(theta, theta), torch.dot(m, m), torch.dot(g, g),
-                    torch.dot(before, u), torch.dot(before, before), torch.dot(before, theta),
-                    torch.dot(step, step), torch.dot(before, step),
-                ]))
-                sizes.append(u.numel())
-                names.append(name)
-                self._previous[name] = theta
+            # all tensors at once, as flat float64 vectors: the cost of a
+            # record is a few dozen tensor operations, whatever the model's
+            # number of tensors (per-tensor loops cost 2-3x more on small models)
+            g = _flat([p.grad for p in params])
+            theta = _flat(params)
+            m = _flat([s["exp_avg"] for s in states])
+            v = _flat([s["exp_avg_sq"] for s in states])
+            before = torch.cat([self._previous[name] for name in names])
+            if len(set(constants)) == 1:
+                debias1, debias2, eps = constants[0]
+            else:  # groups with different betas, eps or step counts
+                per = torch.tensor(constants, dtype=torch.float64).T
+                debias1, debias2, eps = per.repeat_interleave(torch.tensor(sizes), dim=1, output_size=g.numel())
+            denominator = torch.sqrt(v).div_(debias2).add_(eps)
+            u = m.div(denominator).div_(debias1)
+            step = theta - before
+            products = torch.stack([u * u, theta * theta, m * m, g * g, before * u,
+                                    before * before, before * theta, step * step, before * step])
+            sums = torch.stack([block.sum(1) for block in products.split(sizes, dim=1)])
+            self._previous.update(zip(names, theta.split(sizes)))
+        self.flat = Flat(tuple(names), tuple(sizes), g, denominator)
         # one transfer to Python for all tensors
-        table = torch.stack(rows).tolist() if rows else []
-        return {name: _fields(n, *row) for name, n, row in zip(names, sizes, table)}
+        return {name: _fields(n, *row) for name, n, row in zip(names, sizes, sums.tolist())}
+
+
+class Flat(NamedTuple):
+    """The flat float64 vectors of :meth:`AdamWatch.record`, tensor by tensor.
+
+    ``names`` and ``sizes`` give the segments in order; ``gradient`` is g_t
+    and ``denominator`` is torch's sqrt(vhat_t) + eps, so that
+    ``gradient / denominator`` is the gradient as Adam's step normalises it.
+    They are the probe's working buffers: use them before the next record.
+    """
+
+    names: tuple
+    sizes: tuple
+    gradient: torch.Tensor
+    denominator: torch.Tensor
+
+
+def _flat(tensors) -> torch.Tensor:
+    return torch.cat([x.detach().flatten() for x in tensors]).to(torch.float64)
 
 
 def _fields(n, uu, tt, mm, gg, bu, bb, bt, dd, bd) -> dict:

@@ -17,7 +17,9 @@ One module per idea, all re-exported here:
 - ``softsign``: SoftSign moments and Adam's epsilon in that law (chapter
   "Adam's epsilon and the scaling law");
 - ``schedules``: the weight RMS under learning-rate and weight-decay schedules
-  (chapter "Weight RMS under schedules").
+  (chapter "Weight RMS under schedules");
+- ``correlated``: AdamW at equilibrium when the gradient is correlated in time
+  (chapter "The theory in a real network").
 """
 
 from .batch_size import (
@@ -25,6 +27,13 @@ from .batch_size import (
     optimal_lr_adam,
     optimal_lr_sgdm,
     optimal_lr_signsgdm,
+)
+from .correlated import (
+    adam_update_rms_correlated,
+    adamw_angular_update,
+    adamw_cos_theta_u,
+    adamw_cos_theta_u_mean_field,
+    adamw_weight_rms_correlated,
 )
 from .ema import (
     double_ema_kernel,
@@ -48,7 +57,12 @@ __all__ = [
     "adam_surge_threshold",
     "adam_update_mean",
     "adam_update_rms",
+    "adam_update_rms_correlated",
+    "adamw_angular_update",
+    "adamw_cos_theta_u",
+    "adamw_cos_theta_u_mean_field",
     "adamw_weight_rms",
+    "adamw_weight_rms_correlated",
     "double_ema_kernel",
     "double_ema_mean",
     "double_ema_variance",

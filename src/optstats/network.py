@@ -1,0 +1,326 @@
+"""The real network of the chapter "The theory in a real network".
+
+A one-block transformer over the rows of scikit-learn's bundled 8x8 digits
+(the rows are the tokens), trained with ``torch.optim.AdamW`` and watched at
+every step by :class:`optstats.probe.AdamWatch`. It has the layer kinds the
+posts' readers train: linear maps without bias, LayerNorm gains, attention
+with QK-norm (so the query and key matrices are exactly scale-invariant), a
+GELU MLP, a learned position table and a classifier head with a bias.
+
+Like ``probe``, this module imports torch (and scikit-learn, for the data);
+nothing else in the package imports it.
+
+Design decisions, each for a reason the chapter states:
+
+- minibatches are drawn with replacement, so that given the weights the
+  gradient noise is exactly independent in time, as the posts assume: any
+  temporal correlation measured here comes from the weights' own motion;
+- weight decay acts on the tensors with two or more axes (the matrices and
+  the position table, nanoGPT's convention), not on gains and the bias;
+- one thread and ``torch.use_deterministic_algorithms(True)``: the run is a
+  function of its seed on a given machine kind.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+from . import _validate, schedules
+from .probe import FIELDS, AdamWatch
+
+#: rows of an image (the tokens) and pixels per row (a token's features)
+ROWS = PIXELS = 8
+CLASSES = 10
+#: images held out to report the test accuracy (of 1,797)
+TEST_IMAGES = 360
+
+
+def digits(seed: int = 0):
+    """(x_train, y_train, x_test, y_test): the 8x8 digits as (n, 8, 8) float32
+    tensors standardised with the training images' mean and std, split at
+    random (seeded) into 1,437 training and 360 test images."""
+    data = load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32)
+    y = torch.tensor(data.target, dtype=torch.int64)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    test, train = order[:TEST_IMAGES], order[TEST_IMAGES:]
+    mean, std = x[train].mean(), x[train].std()
+    x = (x - mean) / std
+    return x[train], y[train], x[test], y[test]
+
+
+class RowTransformer(torch.nn.Module):
+    """Pre-LN transformer block (attention with QK-norm, GELU MLP) over the
+    image rows, mean-pooled, then a linear classifier."""
+
+    def __init__(self, width: int = 32, heads: int = 2):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width must be a multiple of heads={heads}, got {width}")
+        nn = torch.nn
+        self.heads = heads
+        head_width = width // heads
+        self.embed = nn.Linear(PIXELS, width, bias=False)
+        self.pos = nn.Parameter(0.02 * torch.randn(ROWS, width))
+        self.norm1 = nn.LayerNorm(width, bias=False)
+        self.query = nn.Linear(width, width, bias=False)
+        self.key = nn.Linear(width, width, bias=False)
+        self.value = nn.Linear(width, width, bias=False)
+        self.out = nn.Linear(width, width, bias=False)
+        # QK-norm without gains: a gain on both would be redundant (only
+        # their product enters q.k) and the two would train identically
+        self.qnorm = nn.LayerNorm(head_width, elementwise_affine=False)
+        self.knorm = nn.LayerNorm(head_width, elementwise_affine=False)
+        self.norm2 = nn.LayerNorm(width, bias=False)
+        self.fc1 = nn.Linear(width, 4 * width, bias=False)
+        self.fc2 = nn.Linear(4 * width, width, bias=False)
+        self.norm3 = nn.LayerNorm(width, bias=False)
+        self.head = nn.Linear(width, CLASSES)
+
+    def forward(self, x):
+        n, rows, _ = x.shape
+        h = self.embed(x) + self.pos
+
+        def split(z):  # (n, rows, width) -> (n, heads, rows, head width)
+            return z.view(n, rows, self.heads, -1).transpose(1, 2)
+
+        y = self.norm1(h)
+        q, k = self.qnorm(split(self.query(y))), self.knorm(split(self.key(y)))
+        # attention written out (softmax(q k^T / sqrt(d)) v): the same maths as
+        # F.scaled_dot_product_attention, which torch.func.vmap cannot batch
+        weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+        a = weights @ split(self.value(y))
+        h = h + self.out(a.transpose(1, 2).reshape(h.shape))
+        h = h + self.fc2(F.gelu(self.fc1(self.norm2(h))))
+        return self.head(self.norm3(h).mean(dim=1))
+
+
+def decayed(parameter) -> bool:
+    """Weight decay on tensors with two or more axes, as practice does."""
+    return parameter.ndim >= 2
+
+
+@dataclass(frozen=True)
+class Config:
+    """One training run. Steps are counted from 1; the learning rate follows
+    ``schedules.wsd`` (linear warm-up to ``lr`` at step ``warmup``, constant
+    to ``decay_start``, linear to 0 at ``steps``). Lag statistics of the
+    normalised gradient are collected on steps ``window[0] < t <= window[1]``
+    for lags 1..``lags``; the weights are saved after the steps in
+    ``snapshots``."""
+
+    steps: int = 2600
+    warmup: int = 100
+    decay_start: int = 2000
+    lr: float = 3e-3
+    wd: float = 1.0
+    betas: tuple = (0.9, 0.95)
+    eps: float = 1e-8
+    batch_size: int = 32
+    width: int = 32
+    heads: int = 2
+    seed: int = 0
+    window: tuple = (1400, 2000)
+    lags: int = 32
+    snapshots: tuple = ()
+
+    def __post_init__(self):
+        _validate.count("steps", self.steps)
+        _validate.count("batch_size", self.batch_size)
+        _validate.count("lags", self.lags)
+        _validate.scalar(_validate.positive, "lr", self.lr)
+        _validate.scalar(_validate.nonnegative, "wd", self.wd)
+        _validate.scalar(_validate.nonnegative, "eps", self.eps)
+        for i, beta in enumerate(self.betas):
+            _validate.scalar(_validate.beta, f"betas[{i}]", beta)
+        if self.lr * self.wd >= 1:
+            raise ValueError(f"lr * wd must be < 1 (the decay per step), got {self.lr * self.wd!r}")
+        start, stop = self.window
+        if not 0 <= start < stop <= self.steps:
+            raise ValueError(f"window must satisfy 0 <= start < stop <= steps={self.steps}, got {self.window}")
+        if start < self.warmup + self.lags:
+            raise ValueError(
+                f"window must start at least lags={self.lags} steps after the warm-up (step {self.warmup}), "
+                f"got {self.window}"
+            )
+        for s in self.snapshots:
+            if not 1 <= s <= self.steps:
+                raise ValueError(f"snapshots must lie in [1, steps={self.steps}], got {s}")
+        schedules.wsd(self.steps, self.lr, self.warmup, self.decay_start)  # checks the schedule
+
+
+@dataclass
+class Run:
+    """What :func:`train` measured. ``fields[f]`` is a (steps, tensors) float64
+    array of the probe's field ``f`` at every step; ``lag_products`` is a
+    (window steps, tensors, lags + 3) array whose last axis holds, per step t
+    and tensor, h_t . h_t, h_t . h_{t-k} for k = 1..lags, then
+    sum_k beta1^k h_t . h_{t-k} and sum_k beta3^k h_t . h_{t-k} over all lags
+    since the warm-up, where h = g / (sqrt(vhat) + eps) is the gradient as
+    Adam normalises it and beta3 = 1 - lr wd at the peak learning rate."""
+
+    config: Config
+    names: tuple
+    sizes: tuple
+    decayed: np.ndarray
+    lr: np.ndarray
+    loss: np.ndarray
+    fields: dict
+    lag_products: np.ndarray
+    snapshots: dict = field(default_factory=dict)
+    test_accuracy: float = math.nan
+
+
+def model(config: Config) -> RowTransformer:
+    """The network of ``config``, initialised from its seed."""
+    torch.manual_seed(config.seed)
+    return RowTransformer(config.width, config.heads)
+
+
+class Trainer:
+    """The model, its AdamW (two groups: decayed and not), the data and the
+    minibatch generator of one run; :meth:`step` takes training step t."""
+
+    def __init__(self, config: Config):
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+        self.config = config
+        self.x, self.y, self.x_test, self.y_test = digits(config.seed)
+        self.model = model(config)
+        named = list(self.model.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if decayed(p)], "weight_decay": config.wd},
+            {"params": [p for n, p in named if not decayed(p)], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps)
+        self.lr = schedules.wsd(config.steps, config.lr, config.warmup, config.decay_start)
+        self.batches = torch.Generator().manual_seed(config.seed + 1)
+
+    def step(self, t: int) -> float:
+        """Training step t (1-based): one minibatch drawn with replacement; the loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(self.lr[t - 1])
+        index = torch.randint(0, len(self.y), (self.config.batch_size,), generator=self.batches)
+        self.optimizer.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(self.model(self.x[index]), self.y[index])
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def test_accuracy(self) -> float:
+        with torch.no_grad():
+            return (self.model(self.x_test).argmax(1) == self.y_test).double().mean().item()
+
+
+def train(config: Config = Config()) -> Run:
+    """Train the row transformer with AdamW under ``config`` and watch every step."""
+    trainer = Trainer(config)
+    watch = AdamWatch(trainer.model, trainer.optimizer)
+    named = list(trainer.model.named_parameters())
+    names = tuple(n for n, _ in named)
+    sizes = tuple(p.numel() for _, p in named)
+    fields = {f: np.full((config.steps, len(names)), np.nan) for f in FIELDS}
+    loss = np.empty(config.steps)
+    lags = _LagProducts(config, sizes)
+    snapshots = {}
+    for t in range(1, config.steps + 1):
+        loss[t - 1] = trainer.step(t)
+        record = watch.record()
+        records = [record[name] for name in names]
+        for f, values in fields.items():
+            values[t - 1] = [r[f] for r in records]
+        if t > config.warmup:
+            if watch.flat.names != names:
+                raise RuntimeError("every parameter must receive a gradient at every step")
+            lags.add(t, watch.flat.gradient / watch.flat.denominator)
+        if t in config.snapshots:
+            snapshots[t] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    return Run(config, names, sizes, np.array([decayed(p) for _, p in named]), trainer.lr, loss,
+               fields, lags.table(), snapshots, trainer.test_accuracy())
+
+
+class _LagProducts:
+    """h_t . h_{t-k} per tensor for k = 1..lags, and the beta1- and
+    beta3-weighted sums over all past lags, kept on the window's steps.
+
+    One float64 buffer of lags + 2 rows: a ring of the last ``lags`` vectors
+    h (zeros before the warm-up ends) and two running sums E_t = beta E_{t-1}
+    + h_t (started after the warm-up), so that sum_k beta^k h_t . h_{t-k} =
+    beta h_t . E_{t-1}. A step costs one small matrix-vector product per
+    tensor, never a (lags x parameters) temporary.
+    """
+
+    def __init__(self, config: Config, sizes):
+        self.config = config
+        edges = np.cumsum((0,) + tuple(sizes))
+        self.bounds = list(zip(edges[:-1], edges[1:]))
+        self.weights = np.array([config.betas[0], 1.0 - config.lr * config.wd])
+        self.past = torch.zeros(config.lags + 2, int(edges[-1]), dtype=torch.float64)
+        self.seen = 0
+        start, stop = config.window
+        self.rows = np.zeros((stop - start, len(sizes), config.lags + 3))
+
+    def add(self, t: int, h: torch.Tensor) -> None:
+        lags = self.config.lags
+        start, stop = self.config.window
+        if start < t <= stop:
+            table = torch.stack([torch.cat([torch.dot(h[a:b], h[a:b]).reshape(1), self.past[:, a:b] @ h[a:b]])
+                                 for a, b in self.bounds]).numpy()
+            # ring slot (seen - k) % lags holds h_{t-k}
+            order = (self.seen - 1 - np.arange(lags)) % lags
+            row = self.rows[t - start - 1]
+            row[:, 0] = table[:, 0]
+            row[:, 1:lags + 1] = table[:, 1 + order]
+            row[:, lags + 1:] = table[:, lags + 1:] * self.weights
+        ema = self.past[lags:]
+        ema.mul_(torch.from_numpy(self.weights)[:, None]).add_(h)
+        self.past[self.seen % lags] = h
+        self.seen += 1
+
+    def table(self) -> np.ndarray:
+        return self.rows
+
+
+def gradient_snr(state: dict, config: Config, batch_size: int | None = None, chunk: int = 256) -> dict:
+    """The SNR ||mu||^2 / ||sigma_B||^2 of a minibatch gradient, per tensor,
+    at the weights ``state`` (a ``state_dict`` of :func:`train`'s model).
+
+    Exact for the training set, not estimated: mu is the full-batch gradient
+    and sigma_B^2 = sigma^2 / B the variance of a mean of B per-example
+    gradients drawn with replacement (as :func:`train` draws them), with
+    sigma^2 the variance of the per-example gradients over all 1,437 images,
+    computed with ``torch.func`` in float64.
+    """
+    batch_size = config.batch_size if batch_size is None else _validate.count("batch_size", batch_size)
+    x, y, _, _ = digits(config.seed)
+    net = model(config)
+    net.load_state_dict(state)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+
+    def loss(p, xi, yi):
+        out = torch.func.functional_call(net, p, (xi[None],))
+        return F.cross_entropy(out, yi[None])
+
+    per_example = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
+    total = {k: torch.zeros(v.numel(), dtype=torch.float64) for k, v in params.items()}
+    square = {k: torch.zeros(v.numel(), dtype=torch.float64) for k, v in params.items()}
+    for start in range(0, len(y), chunk):
+        grads = per_example(params, x[start:start + chunk], y[start:start + chunk])
+        for k, g in grads.items():
+            g = g.reshape(g.shape[0], -1).double()
+            total[k] += g.sum(0)
+            square[k] += (g * g).sum(0)
+    n = len(y)
+    out = {}
+    for k in params:
+        mean = total[k] / n
+        # float64 sums over 1,437 examples: the subtraction loses ~1e-13 relative
+        variance = square[k].sum() / n - mean @ mean
+        out[k] = float(mean @ mean / (variance / batch_size))
+    return out

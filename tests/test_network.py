@@ -27,7 +27,7 @@ def test_run_is_deterministic_and_complete():
     np.testing.assert_array_equal(a.loss, b.loss)
     np.testing.assert_array_equal(a.lag_products, b.lag_products)
     assert set(a.snapshots) == {6, 40}
-    assert a.lag_products.shape == (14, len(a.names), SMALL.lags + 3)
+    assert a.lag_products.shape == (14, len(a.names), SMALL.lags + 5)
     # decay on the tensors with two or more axes only
     shapes = dict((n, p.shape) for n, p in network.model(SMALL).named_parameters())
     assert [len(shapes[n]) >= 2 for n in a.names] == list(a.decayed)
@@ -38,11 +38,12 @@ def test_lag_products_against_kept_gradients():
     run = network.train(SMALL)
     trainer = network.Trainer(SMALL)
     watch = AdamWatch(trainer.model, trainer.optimizer)
-    h = {}
+    h, u = {}, {}
     for t in range(1, SMALL.steps + 1):
         trainer.step(t)
         watch.record()
         h[t] = (watch.flat.gradient / watch.flat.denominator).numpy().copy()
+        u[t] = watch.flat.update.numpy().copy()
     edges = np.cumsum((0,) + run.sizes)
     beta1, beta3 = SMALL.betas[0], 1 - SMALL.lr * SMALL.wd
     start, stop = SMALL.window
@@ -51,12 +52,13 @@ def test_lag_products_against_kept_gradients():
         for j in range(len(run.names)):
             seg = slice(edges[j], edges[j + 1])
 
-            def dot(k):
-                return h[t][seg] @ h[t - k][seg]
+            def dot(k, x=h):
+                return x[t][seg] @ x[t - k][seg]
 
             want = [dot(0)] + [dot(k) for k in range(1, SMALL.lags + 1)]
             past = range(1, t - SMALL.warmup)  # the EMAs start after the warm-up
             want += [sum(beta1**k * dot(k) for k in past), sum(beta3**k * dot(k) for k in past)]
+            want += [dot(0, u), sum(beta3**k * dot(k, u) for k in past)]
             np.testing.assert_allclose(row[j], want, rtol=1e-10, atol=1e-14)
 
 
@@ -102,3 +104,17 @@ def test_bad_config(change, match):
     with pytest.raises(ValueError, match=match):
         config = network.Config(**fields)
         network.model(config)
+
+
+def test_train_many_is_the_serial_loop():
+    import dataclasses
+
+    configs = [dataclasses.replace(SMALL, seed=s) for s in (0, 1)]
+    side_by_side = network.train_many(configs, processes=2)
+    for config, run in zip(configs, side_by_side):
+        alone = network.train(config)
+        np.testing.assert_array_equal(run.loss, alone.loss)
+        np.testing.assert_array_equal(run.fields["weight_rms"], alone.fields["weight_rms"])
+    assert not np.array_equal(side_by_side[0].loss, side_by_side[1].loss)
+    with pytest.raises(ValueError, match="processes"):
+        network.train_many(configs, processes=0)

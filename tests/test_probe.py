@@ -162,3 +162,5 @@ def test_flat_buffers_are_the_last_step():
     v = torch.cat([opt.state[p]["exp_avg_sq"].flatten() for p in net2.parameters() if p in opt.state])
     want = torch.sqrt(v / (1 - 0.999)) + 1e-8  # step 1, torch's default betas and eps
     torch.testing.assert_close(flat.denominator, want, rtol=1e-15, atol=0)
+    m = torch.cat([opt.state[p]["exp_avg"].flatten() for p in net2.parameters() if p in opt.state])
+    torch.testing.assert_close(flat.update, m / (1 - 0.9) / want, rtol=1e-15, atol=0)

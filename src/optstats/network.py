@@ -24,6 +24,8 @@ Design decisions, each for a reason the chapter states:
 from __future__ import annotations
 
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,11 +161,12 @@ class Config:
 class Run:
     """What :func:`train` measured. ``fields[f]`` is a (steps, tensors) float64
     array of the probe's field ``f`` at every step; ``lag_products`` is a
-    (window steps, tensors, lags + 3) array whose last axis holds, per step t
-    and tensor, h_t . h_t, h_t . h_{t-k} for k = 1..lags, then
+    (window steps, tensors, lags + 5) array whose last axis holds, per step t
+    and tensor, h_t . h_t, h_t . h_{t-k} for k = 1..lags,
     sum_k beta1^k h_t . h_{t-k} and sum_k beta3^k h_t . h_{t-k} over all lags
-    since the warm-up, where h = g / (sqrt(vhat) + eps) is the gradient as
-    Adam normalises it and beta3 = 1 - lr wd at the peak learning rate."""
+    since the warm-up, then u_t . u_t and sum_k beta3^k u_t . u_{t-k}, where
+    h = g / (sqrt(vhat) + eps) is the gradient as Adam normalises it, u is
+    Adam's update and beta3 = 1 - lr wd at the peak learning rate."""
 
     config: Config
     names: tuple
@@ -175,6 +178,26 @@ class Run:
     lag_products: np.ndarray
     snapshots: dict = field(default_factory=dict)
     test_accuracy: float = math.nan
+
+    def equilibrium(self) -> dict:
+        """Means over the window's steps (start < t <= stop), one entry per tensor:
+        the probe's fields, and from the lag products the power C(0) = E[h^2]
+        per coordinate, the lag correlations rho(k) = C(k)/C(0) (k = 1..lags,
+        shape (tensors, lags)) and the lag sums A(beta1), A(beta3) of
+        ``theory.correlated``; and the same power and beta3 lag sum of the
+        update u itself (``update_power``, ``update_lag_sum_beta3``)."""
+        start, stop = self.config.window
+        out = {f: np.nanmean(self.fields[f][start:stop], axis=0) for f in FIELDS}
+        products = self.lag_products.mean(axis=0)
+        c0 = products[:, 0]
+        out["power"] = c0 / np.array(self.sizes)
+        lags = self.config.lags
+        out["lag_correlation"] = products[:, 1:lags + 1] / c0[:, None]
+        out["lag_sum_beta1"] = products[:, lags + 1] / c0
+        out["lag_sum_beta3"] = products[:, lags + 2] / c0
+        out["update_power"] = products[:, lags + 3] / np.array(self.sizes)
+        out["update_lag_sum_beta3"] = products[:, lags + 4] / products[:, lags + 3]
+        return out
 
 
 def model(config: Config) -> RowTransformer:
@@ -238,48 +261,77 @@ def train(config: Config = Config()) -> Run:
         if t > config.warmup:
             if watch.flat.names != names:
                 raise RuntimeError("every parameter must receive a gradient at every step")
-            lags.add(t, watch.flat.gradient / watch.flat.denominator)
+            flat = watch.flat
+            lags.add(t, flat.gradient / flat.denominator, flat.update)
         if t in config.snapshots:
             snapshots[t] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
     return Run(config, names, sizes, np.array([decayed(p) for _, p in named]), trainer.lr, loss,
                fields, lags.table(), snapshots, trainer.test_accuracy())
 
 
-class _LagProducts:
-    """h_t . h_{t-k} per tensor for k = 1..lags, and the beta1- and
-    beta3-weighted sums over all past lags, kept on the window's steps.
+def train_many(configs, processes: int = 2) -> list:
+    """:func:`train` for each config, in ``processes`` fresh processes side by
+    side (``spawn``: no state is shared with the caller). Every run is
+    single-threaded and deterministic, so the results are those of a serial
+    loop, in the order of ``configs``; the chapter uses this to train its
+    seeds on both cores of the book's machine."""
+    processes = _validate.count("processes", processes)
+    configs = list(configs)
+    if processes == 1:
+        return [train(c) for c in configs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        return list(pool.map(train, configs))
 
-    One float64 buffer of lags + 2 rows: a ring of the last ``lags`` vectors
-    h (zeros before the warm-up ends) and two running sums E_t = beta E_{t-1}
-    + h_t (started after the warm-up), so that sum_k beta^k h_t . h_{t-k} =
-    beta h_t . E_{t-1}. A step costs one small matrix-vector product per
-    tensor, never a (lags x parameters) temporary.
+
+class _LagProducts:
+    """Per tensor, on the window's steps: h_t . h_{t-k} for k = 0..lags, the
+    beta1- and beta3-weighted sums of h_t . h_{t-k} over all past lags, and
+    u_t . u_t with the beta3-weighted sum of u_t . u_{t-k}.
+
+    One float64 buffer: a ring of the last ``lags`` vectors h (zeros before
+    the warm-up ends) and three running sums E_t = beta E_{t-1} + x_t (of h
+    at beta1 and beta3, of u at beta3, started after the warm-up), so that
+    sum_k beta^k x_t . x_{t-k} = beta x_t . E_{t-1}. A step costs one small
+    matrix-vector product per tensor, never a (lags x parameters) temporary.
     """
 
     def __init__(self, config: Config, sizes):
         self.config = config
         edges = np.cumsum((0,) + tuple(sizes))
         self.bounds = list(zip(edges[:-1], edges[1:]))
-        self.weights = np.array([config.betas[0], 1.0 - config.lr * config.wd])
-        self.past = torch.zeros(config.lags + 2, int(edges[-1]), dtype=torch.float64)
+        beta3 = 1.0 - config.lr * config.wd
+        self.weights = np.array([config.betas[0], beta3, beta3])
+        self.past = torch.zeros(config.lags + 3, int(edges[-1]), dtype=torch.float64)
         self.seen = 0
         start, stop = config.window
-        self.rows = np.zeros((stop - start, len(sizes), config.lags + 3))
+        self.rows = np.zeros((stop - start, len(sizes), config.lags + 5))
 
-    def add(self, t: int, h: torch.Tensor) -> None:
+    def add(self, t: int, h: torch.Tensor, u: torch.Tensor) -> None:
         lags = self.config.lags
         start, stop = self.config.window
         if start < t <= stop:
-            table = torch.stack([torch.cat([torch.dot(h[a:b], h[a:b]).reshape(1), self.past[:, a:b] @ h[a:b]])
-                                 for a, b in self.bounds]).numpy()
+            table = torch.stack([
+                torch.cat([
+                    torch.dot(h[a:b], h[a:b]).reshape(1),
+                    self.past[:lags + 2, a:b] @ h[a:b],
+                    torch.dot(u[a:b], u[a:b]).reshape(1),
+                    (self.past[lags + 2, a:b] @ u[a:b]).reshape(1),
+                ])
+                for a, b in self.bounds
+            ]).numpy()
             # ring slot (seen - k) % lags holds h_{t-k}
             order = (self.seen - 1 - np.arange(lags)) % lags
             row = self.rows[t - start - 1]
             row[:, 0] = table[:, 0]
             row[:, 1:lags + 1] = table[:, 1 + order]
-            row[:, lags + 1:] = table[:, lags + 1:] * self.weights
-        ema = self.past[lags:]
-        ema.mul_(torch.from_numpy(self.weights)[:, None]).add_(h)
+            row[:, lags + 1:lags + 3] = table[:, lags + 1:lags + 3] * self.weights[:2]
+            row[:, lags + 3] = table[:, lags + 3]
+            row[:, lags + 4] = table[:, lags + 4] * self.weights[2]
+        emas = self.past[lags:]
+        emas.mul_(torch.from_numpy(self.weights)[:, None])
+        emas[:2].add_(h)
+        emas[2].add_(u)
         self.past[self.seen % lags] = h
         self.seen += 1
 

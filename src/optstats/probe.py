@@ -111,7 +111,7 @@ class AdamWatch:
                                     before * before, before * theta, step * step, before * step])
             sums = torch.stack([block.sum(1) for block in products.split(sizes, dim=1)])
             self._previous.update(zip(names, theta.split(sizes)))
-        self.flat = Flat(tuple(names), tuple(sizes), g, denominator)
+        self.flat = Flat(tuple(names), tuple(sizes), g, denominator, u)
         # one transfer to Python for all tensors
         return {name: _fields(n, *row) for name, n, row in zip(names, sizes, sums.tolist())}
 
@@ -119,9 +119,10 @@ class AdamWatch:
 class Flat(NamedTuple):
     """The flat float64 vectors of :meth:`AdamWatch.record`, tensor by tensor.
 
-    ``names`` and ``sizes`` give the segments in order; ``gradient`` is g_t
-    and ``denominator`` is torch's sqrt(vhat_t) + eps, so that
-    ``gradient / denominator`` is the gradient as Adam's step normalises it.
+    ``names`` and ``sizes`` give the segments in order; ``gradient`` is g_t,
+    ``denominator`` is torch's sqrt(vhat_t) + eps, so that
+    ``gradient / denominator`` is the gradient as Adam's step normalises it,
+    and ``update`` is u_t = mhat_t / denominator.
     They are the probe's working buffers: use them before the next record.
     """
 
@@ -129,6 +130,7 @@ class Flat(NamedTuple):
     sizes: tuple
     gradient: torch.Tensor
     denominator: torch.Tensor
+    update: torch.Tensor
 
 
 def _flat(tensors) -> torch.Tensor:

@@ -15,6 +15,12 @@ and differ in how u_t is made from m_t:
 ``Adam``           v_t = beta2 v_{t-1} + (1 - beta2) g_t^2,  v_0 = 0,
                    u_t = mhat_t / (sqrt(vhat_t) + eps), where mhat = m/(1-beta1^t)
                    and vhat = v/(1-beta2^t) with bias correction, else m and v
+``Lion``           u_t = sign(beta1 m_{t-1} + (1 - beta1) g_t), then
+                   m_t = beta2 m_{t-1} + (1 - beta2) g_t (the published Lion:
+                   its stored momentum is the beta2 EMA)
+``Muon``           u_t = msign(m_t) on the last two axes (a stack of matrices):
+                   U V^T from the SVD m_t = U S V^T, or that many steps of
+                   the quintic Newton-Schulz iteration used in practice
 =================  ==========================================================
 
 beta1 = 0 gives the momentum-free versions (SGD, SignSGD, SoftSignSGD, RMSProp-
@@ -59,6 +65,13 @@ class _MomentumRule:
     @property
     def _betas(self) -> tuple:
         return (self.beta1,)
+
+    @property
+    def momentum_beta(self):
+        """The coefficient of the EMA kept in ``state.m`` (beta1 for every rule
+        but Lion, whose state holds its beta2 EMA). The estimators' control
+        variates use it: state.m is an EMA of the gradients with this beta."""
+        return self.beta1
 
     @property
     def param_shape(self) -> tuple:
@@ -182,4 +195,104 @@ class Adam(_MomentumRule):
         elif np.any(self.eps):
             state.u += self.eps
         np.divide(state.m, state.u, out=state.u)
+        return state.u
+
+
+class Lion(_MomentumRule):
+    """Lion (Chen et al. 2023): u_t = sign(beta1 m_{t-1} + (1 - beta1) g_t),
+    then m_t = beta2 m_{t-1} + (1 - beta2) g_t.
+
+    ``state.m`` holds the beta2 EMA, so ``momentum_beta`` is beta2.
+    """
+
+    def __init__(self, beta1, beta2):
+        super().__init__(beta1)
+        self.beta2 = _validate.beta("beta2", beta2)
+        self._c2 = 1.0 - self.beta2
+
+    @property
+    def _betas(self) -> tuple:
+        return (self.beta1, self.beta2)
+
+    @property
+    def momentum_beta(self):
+        return self.beta2
+
+    def _repr_args(self) -> dict:
+        return {"beta1": self.beta1, "beta2": self.beta2}
+
+    def step(self, state: State, g: np.ndarray) -> np.ndarray:
+        state.t += 1
+        # the pre-sign mix c_t = beta1 m_{t-1} + (1 - beta1) g_t, in u
+        np.multiply(state.m, self.beta1, out=state.u)
+        np.multiply(g, self._c1, out=state.tmp)
+        state.u += state.tmp
+        np.sign(state.u, out=state.u)
+        state.m *= self.beta2
+        np.multiply(g, self._c2, out=state.tmp)
+        state.m += state.tmp
+        return state.u
+
+
+#: the quintic Newton-Schulz coefficients (a, b, c) of Keller Jordan's Muon
+#: (github.com/KellerJordan/Muon, also in modded-nanogpt): tuned so that few
+#: steps push every singular value into roughly [0.7, 1.2], not to converge
+NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
+
+
+def msign(x, ns_steps=None):
+    """The matrix sign U V^T of each matrix in the last two axes of ``x``
+    (x = U S V^T, the thin SVD; zero singular values give zero directions).
+
+    ``ns_steps=None`` computes it exactly by SVD; an integer runs that many
+    steps of the quintic Newton-Schulz iteration X <- a X + (b A + c A^2) X,
+    A = X X^T, from X = x / ||x||_F (transposed first when x is tall), with the
+    coefficients :data:`NEWTON_SCHULZ`, as Muon does in practice.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.ndim < 2:
+        raise ValueError(f"x must have at least 2 axes (a matrix or a stack of them), got shape {x.shape}")
+    if ns_steps is None:
+        u, s, vt = np.linalg.svd(x, full_matrices=False)
+        scale = np.finfo(float).eps * np.max(x.shape[-2:]) * s[..., :1]
+        return (u * (s > scale)[..., None, :]) @ vt
+    ns_steps = _validate.count("ns_steps", ns_steps)
+    tall = x.shape[-2] > x.shape[-1]
+    X = np.swapaxes(x, -1, -2) if tall else x
+    norm = np.linalg.norm(X, axis=(-2, -1), keepdims=True)
+    X = X / np.where(norm > 0, norm, 1.0)
+    a, b, c = NEWTON_SCHULZ
+    for _ in range(ns_steps):
+        A = X @ np.swapaxes(X, -1, -2)
+        X = a * X + (b * A + c * A @ A) @ X
+    return np.swapaxes(X, -1, -2) if tall else X
+
+
+class Muon(_MomentumRule):
+    """Muon's update direction u_t = msign(m_t) of the EMA momentum, per matrix
+    in the last two axes (no scale factor: at full rank the exact update has
+    RMS 1/sqrt(max(n, m))). ``ns_steps=None``: exact by SVD; an integer: the
+    Newton-Schulz iteration of :func:`msign`.
+
+    The hyperparameter beta1 must be a scalar (a grid over beta1 would mix
+    the matrix axes with the grid's)."""
+
+    def __init__(self, beta1, ns_steps=None):
+        super().__init__(beta1)
+        if np.ndim(self.beta1) != 0:
+            raise ValueError(f"beta1 must be a scalar for Muon, got shape {np.shape(self.beta1)}")
+        self.ns_steps = None if ns_steps is None else _validate.count("ns_steps", ns_steps)
+
+    def _repr_args(self) -> dict:
+        return {"beta1": self.beta1, "ns_steps": self.ns_steps}
+
+    def init(self, shape) -> State:
+        shape = tuple(shape)
+        if len(shape) < 2 or min(shape[-2:]) < 1:
+            raise ValueError(f"shape must end in two positive matrix axes (n, m), got {shape}")
+        return super().init(shape)
+
+    def step(self, state: State, g: np.ndarray) -> np.ndarray:
+        self._momentum(state, g)
+        state.u[...] = msign(state.m, self.ns_steps)
         return state.u

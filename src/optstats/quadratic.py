@@ -146,7 +146,7 @@ class NoisyQuadratic:
         shape = (b.size, chains, self.dim)
         b_flat = b.ravel()
         noise_scale = (1.0 / np.sqrt(b_flat))[:, None, None]
-        kappa = float((1.0 - rule.beta1) / (1.0 + rule.beta1))
+        kappa = float((1.0 - rule.momentum_beta) / (1.0 + rule.momentum_beta))
         # E[(m - g)^T H (m - g)] in steady state: Cov[m] = kappa Sigma / B
         curv_control_mean = (kappa * float(np.trace(self.Sigma @ self.H)) / b_flat)[:, None]
         state = rule.init(shape)

@@ -130,7 +130,7 @@ def update_moments(
     if not control_variate:
         return {"mean": stats.from_replicas(group["u"]), "second": stats.from_replicas(group["uu"])}
     mu = np.broadcast_to(gradients.mean, shape)
-    var_m = (1.0 - rule.beta1) / (1.0 + rule.beta1) * gradients.noise_std**2
+    var_m = (1.0 - rule.momentum_beta) / (1.0 + rule.momentum_beta) * gradients.noise_std**2
     exact_m = _group_means(mu, groups)
     exact_mm = _group_means(np.broadcast_to(mu**2 + var_m, shape), groups)
     return {
@@ -438,7 +438,7 @@ def _momentum_theta_sq(rule, gradients, lr, beta3, D, shape, groups):
     """Exact expectation of _LongRunSums.theta_sq for the momentum m (the control
     variate), per coordinate group: m is stationary with mean mu and
     autocovariance (1-b1)/(1+b1) s^2 b1^|d|, s the gradient noise std."""
-    b1 = rule.beta1
+    b1 = rule.momentum_beta
     s2 = np.broadcast_to(gradients.noise_std**2, shape)
     mu2 = np.broadcast_to(gradients.mean**2, shape)
     var_m = (1.0 - b1) / (1.0 + b1) * s2
@@ -466,7 +466,7 @@ def _momentum_weight_moments(rule, gradients, lr_t, wd_t, theta0_rms, last):
 
     (theta_c, m) is jointly Gaussian, so its means and covariances follow a
     deterministic recursion, stepped once per step on the hyperparameter shape."""
-    b1 = np.asarray(rule.beta1, dtype=float)
+    b1 = np.asarray(rule.momentum_beta, dtype=float)
     c1 = 1.0 - b1
     mu = np.asarray(gradients.mean, dtype=float)
     s2 = np.asarray(gradients.noise_std, dtype=float) ** 2

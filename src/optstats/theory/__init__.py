@@ -19,7 +19,9 @@ One module per idea, all re-exported here:
 - ``schedules``: the weight RMS under learning-rate and weight-decay schedules
   (chapter "Weight RMS under schedules");
 - ``correlated``: AdamW at equilibrium when the gradient is correlated in time
-  (chapter "The theory in a real network").
+  (chapter "The theory in a real network");
+- ``lion``, ``muon``: Lion's weight RMS; Muon's update RMS and the factor that
+  matches it to Adam's (issue 17, chapter "Muon, Lion and SGDM at equilibrium").
 """
 
 from .batch_size import (
@@ -43,6 +45,8 @@ from .ema import (
     ema_mean,
     ema_variance,
 )
+from .lion import lion_presign_correlation, lion_weight_rms
+from .muon import adam_matching_scale, muon_update_rms
 from .schedules import weight_rms_schedule
 from .softsign import optimal_lr_softsign, softsign, softsign_moments
 from .update_rms import (
@@ -54,6 +58,7 @@ from .update_rms import (
 from .weight_rms import adamw_weight_rms, signsgdmw_weight_rms, weight_rms_quick_estimate
 
 __all__ = [
+    "adam_matching_scale",
     "adam_surge_threshold",
     "adam_update_mean",
     "adam_update_rms",
@@ -69,6 +74,9 @@ __all__ = [
     "double_ema_variance_post",
     "ema_mean",
     "ema_variance",
+    "lion_presign_correlation",
+    "lion_weight_rms",
+    "muon_update_rms",
     "optimal_lr_adam",
     "optimal_lr_sgdm",
     "optimal_lr_signsgdm",

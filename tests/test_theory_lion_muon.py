@@ -1,0 +1,104 @@
+"""Lion's weight RMS and Muon's matching scale (theory.lion, theory.muon).
+
+The arcsine formula is checked three ways: its pre-sign correlation derived
+again with sympy from the recursion, that correlation against a simulation,
+and the weight RMS against the simulated Lion (simulate.weight_rms, whose
+control variate now uses Lion's beta2 momentum).
+"""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from optstats import gradients, optimizers, simulate, stats, theory
+
+
+def test_presign_correlation_derived_with_sympy():
+    b1, b2 = sp.symbols("beta_1 beta_2", positive=True)
+    d = sp.Symbol("d", integer=True, positive=True)
+    V = (1 - b2) / (1 + b2)  # stationary Var m, sigma = 1
+    # c_t = b1 m_{t-1} + (1 - b1) g_t and m_t = b2 m_{t-1} + (1 - b2) g_t:
+    # Cov(c_t, m_t) = b1 b2 V + (1 - b1)(1 - b2); m_{t+d-1} = b2^(d-1) m_t + (later g)
+    cov_c_m = b1 * b2 * V + (1 - b1) * (1 - b2)
+    cov = b1 * b2 ** (d - 1) * cov_c_m
+    var_c = b1**2 * V + (1 - b1) ** 2
+    f = sp.lambdify((b1, b2, d), cov / var_c)
+    for beta1, beta2 in [(0.9, 0.99), (0.5, 0.9), (0.0, 0.95), (0.95, 0.98)]:
+        lags = np.arange(1, 6)
+        np.testing.assert_allclose(theory.lion_presign_correlation(beta1, beta2, lags),
+                                   f(beta1, beta2, lags), rtol=1e-13)
+
+
+def test_presign_correlation_against_simulation():
+    rng = np.random.default_rng(5)
+    beta1, beta2, n, steps = 0.9, 0.95, 20_000, 400
+    m = np.zeros(n)
+    cs = []
+    for t in range(steps):
+        g = rng.standard_normal(n)
+        cs.append(beta1 * m + (1 - beta1) * g)
+        m = beta2 * m + (1 - beta2) * g
+    c = np.array(cs[200:])  # stationary
+    for lag in (1, 3, 10):
+        r = np.mean(c[:-lag] * c[lag:], axis=0) / np.mean(c * c)
+        est = stats.from_replicas(r.reshape(40, -1).mean(1))
+        assert abs(stats.z_scores(est, theory.lion_presign_correlation(beta1, beta2, lag))) < 5
+
+
+@pytest.mark.parametrize("beta1, beta2", [(0.9, 0.95), (0.5, 0.9)])
+def test_lion_weight_rms_arcsine_against_simulated_lion(beta1, beta2):
+    lr, wd = 1e-2, 1.0
+    est = simulate.weight_rms(optimizers.Lion(beta1, beta2), gradients.Gaussian(), lr=lr, wd=wd,
+                              rng=np.random.default_rng(8), n_coords=4_000)
+    want = theory.lion_weight_rms(lr, wd, beta1, beta2)
+    # 5 standard errors (Student t, 39 dof: a correct formula fails with p ~ 1e-5)
+    assert abs(stats.z_scores(est, want)) < 5
+
+
+def test_lion_special_cases():
+    # beta1 = beta2 = 0 is SignSGD: independent +-1 updates, W^2 = lr^2 / (1 - beta3^2)
+    lr, wd = 1e-3, 2.0
+    b3 = 1 - lr * wd
+    assert theory.lion_weight_rms(lr, wd, 0.0, 0.0) == pytest.approx(lr / np.sqrt(1 - b3**2), rel=1e-12)
+    # Lion with beta1 = beta2 is SignSGDM: the weight-RMS chapter's arcsine formula
+    np.testing.assert_allclose(theory.lion_weight_rms(lr, wd, 0.9, 0.9),
+                               theory.signsgdmw_weight_rms(lr, wd, 0.9, method="arcsine"), rtol=1e-10)
+    # broadcasting over a grid
+    grid = theory.lion_weight_rms(np.array([1e-3, 1e-2])[:, None], 1.0, np.array([0.5, 0.9]), 0.99)
+    assert grid.shape == (2, 2)
+
+
+def test_muon_update_rms_and_matching_scale():
+    rng = np.random.default_rng(9)
+    for shape in [(64, 64), (32, 128), (128, 32)]:
+        u = optimizers.msign(rng.standard_normal(shape))
+        assert np.sqrt(np.mean(u**2)) == pytest.approx(theory.muon_update_rms(shape), rel=1e-12)
+    exact = theory.adam_matching_scale(0.9, 0.95, (1024, 4096))
+    assert exact * theory.muon_update_rms((1024, 4096)) == pytest.approx(
+        theory.adam_update_rms(0.9, 0.95, method="exact"), rel=1e-14)
+    mf = theory.adam_matching_scale(0.9, 0.95, (1024, 4096), method="mean-field")
+    assert mf == pytest.approx(np.sqrt(0.1 / 1.9) * 64, rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: theory.lion_weight_rms(1e-3, 1.0, 1.0, 0.9), "beta1"),
+        (lambda: theory.lion_weight_rms(1e-3, 1.0, 0.9, -0.1), "beta2"),
+        (lambda: theory.lion_weight_rms(-1e-3, 1.0, 0.9, 0.9), "lr"),
+        (lambda: theory.lion_weight_rms(1e-3, 0.0, 0.9, 0.9), "wd"),
+        (lambda: theory.lion_weight_rms(1e-3, 1.0, 0.9, 0.9, method="exact"), "method"),
+        (lambda: theory.lion_presign_correlation(0.9, 0.9, -1), "lag"),
+        (lambda: theory.lion_presign_correlation(0.9, 0.9, 1.5), "lag"),
+        (lambda: theory.muon_update_rms((0, 4)), "shape"),
+        (lambda: theory.muon_update_rms((4,)), "shape"),
+        (lambda: theory.muon_update_rms((4, 2.5)), "shape"),
+        (lambda: theory.muon_update_rms("4x4"), "shape"),
+        (lambda: theory.adam_matching_scale(0.9, 0.95, (4, -1)), "shape"),
+        (lambda: theory.adam_matching_scale(1.0, 0.95, (4, 4)), "beta1"),
+        (lambda: theory.adam_matching_scale(0.9, 0.95, (4, 4), method="post"), "method"),
+    ],
+)
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -12,6 +12,9 @@ HTML   := _build/html/index.html
 # strict: a warning (a broken reference, a missing figure) fails the build
 JB_FLAGS := -W -n --keep-going
 PYTEST := $(BIN)/python -m pytest
+# the unit tests and the chapters run on two workers (pytest-xdist); a
+# chapter's cells stay together on one worker (--dist loadfile), in order
+PARALLEL := -n 2 --dist loadfile
 
 .PHONY: book test unit nbval book-strict browser notebooks lab bench clean setup
 
@@ -36,10 +39,10 @@ book: $(STAMP)
 test: unit nbval book-strict browser
 
 unit: $(STAMP)
-	$(PYTEST) tests --ignore=tests/browser
+	$(PYTEST) $(PARALLEL) tests --ignore=tests/browser
 
 nbval: $(STAMP)
-	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
+	$(PYTEST) $(PARALLEL) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg book
 
 book-strict: $(STAMP)
 	rm -rf _build/html _build/.doctrees

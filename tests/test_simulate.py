@@ -325,3 +325,86 @@ def test_new_estimators_bad_input(rng):
         simulate.momentum_ratio(optimizers.SGDM(0.9), gradients.Gaussian(), steps=0, rng=rng, n_coords=400)
     with pytest.raises(ValueError, match="n_coords"):
         simulate.momentum_ratio(optimizers.SGDM(0.9), gradients.Gaussian(), rng=rng, n_coords=401)
+
+
+# --- matrix rules (Muon): whole matrices are the replicas; several decays in one run
+
+
+def test_muon_update_rms_is_exact_on_every_estimator(rng):
+    # msign of a full-rank n x m matrix has RMS 1/sqrt(max(n, m)) at every step
+    muon, g = optimizers.Muon(0.9), gradients.Gaussian()
+    est = simulate.update_rms(muon, g, rng=rng, n_coords=8, groups=4, steps=50, matrix_shape=(3, 5))
+    assert est.value == pytest.approx(5**-0.5, rel=1e-12) and est.stderr < 1e-12
+    traj = simulate.update_rms_trajectory(muon, g, steps=[1, 7], rng=rng, n_coords=8, groups=4, matrix_shape=(6, 2))
+    np.testing.assert_allclose(traj.value, 6**-0.5, rtol=1e-12)
+
+
+def test_muon_replicas_are_matrices(rng):
+    # a single matrix per group: the groups' means are per-matrix means, so
+    # the momentum ratio's spread is that of whole matrices
+    est = simulate.momentum_ratio(optimizers.Muon(0.9), gradients.Gaussian(), rng=rng, n_coords=16, groups=16,
+                                  steps=400, matrix_shape=(8, 8))
+    assert_within(est, np.sqrt(0.1 / 1.9))
+
+
+def test_several_decays_equal_separate_runs():
+    # the same seed draws the same gradients, so each decay of the vector run
+    # is the scalar run's estimate up to rounding
+    kw = dict(lr=0.01, n_coords=400, groups=20, steps=600)
+    rule, g = optimizers.Adam(0.9, 0.95), gradients.Gaussian(mean=0.2)
+    wd = np.array([0.5, 2.0, 8.0])
+    both = simulate.weight_rms(rule, g, wd=wd, rng=np.random.default_rng(8), **kw)
+    for i, w in enumerate(wd):
+        one = simulate.weight_rms(rule, g, wd=w, rng=np.random.default_rng(8), **kw)
+        assert both.value[i] == pytest.approx(one.value, rel=1e-12)
+        assert both.stderr[i] == pytest.approx(one.stderr, rel=1e-9)
+
+
+def test_weight_rms_of_sgdm_on_a_decay_vector(rng):
+    wd = np.array([0.1, 1.0, 5.0])
+    est = simulate.weight_rms(optimizers.SGDM(0.9), gradients.Gaussian(), lr=0.01, wd=wd, rng=rng, n_coords=2000,
+                              control_variate=False)
+    assert_within(est, sgdm_weight_rms(0.01, wd, 0.9))
+
+
+def test_weight_update_products_angle_of_sgdm(rng):
+    # SGDM's stationary angle: the balance cos(theta, u) and the exact U, W
+    lr, wd, b1 = 0.02, 2.0, 0.9
+    W = sgdm_weight_rms(lr, wd, b1)
+    U = np.sqrt((1 - b1) / (1 + b1))
+    est = simulate.weight_update_products(optimizers.SGDM(b1), gradients.Gaussian(), lr=lr, wd=wd, theta0_rms=W,
+                                          rng=rng, n_coords=20_000, groups=20, steps=1500, burn_in=200)
+    cos = theory.cos_theta_u(lr, wd, U, W)
+    # the per-group angle of 1000 coordinates carries an O(1/1000) bias from
+    # its norms' fluctuation, well below the stderr at this size
+    assert_within(est["angle"], theory.angular_update(lr, wd, U, W, cos))
+
+
+def test_matrix_rule_bad_input(rng):
+    muon, g = optimizers.Muon(0.9), gradients.Gaussian()
+    with pytest.raises(ValueError, match="matrix_shape"):
+        simulate.update_rms(muon, g, rng=rng, n_coords=8, groups=4)
+    with pytest.raises(ValueError, match="matrix_shape"):
+        simulate.update_rms(muon, g, rng=rng, n_coords=8, groups=4, matrix_shape=(0, 3))
+    with pytest.raises(ValueError, match="matrix_shape"):
+        simulate.update_rms(optimizers.SGDM(0.9), g, rng=rng, n_coords=8, groups=4, matrix_shape=(2, 3))
+    with pytest.raises(ValueError, match="scalars"):
+        simulate.update_rms(muon, gradients.Gaussian(mean=np.array([0.0, 1.0])), rng=rng, n_coords=8, groups=4,
+                            matrix_shape=(2, 3))
+    with pytest.raises(ValueError, match="wd"):
+        simulate.weight_rms(optimizers.SGDM(0.9), g, lr=0.01, wd=np.ones((2, 2)), rng=rng, n_coords=400)
+
+
+def test_update_autocorrelation_of_sgdm_and_signsgdm(rng):
+    # SGDM: u = m, an EMA, so R(d) = beta1^d exactly; SignSGDM: the arcsine law
+    lags = np.arange(6)
+    est = simulate.update_autocorrelation(optimizers.SGDM(0.8), gradients.Gaussian(), max_lag=5, rng=rng,
+                                          n_coords=4000, steps=1500)
+    assert est.value[0] == 1.0
+    assert_within(stats.Estimate(est.value[1:], est.stderr[1:], est.dof), 0.8 ** lags[1:])
+    est = simulate.update_autocorrelation(optimizers.SignSGDM(0.8), gradients.Gaussian(), max_lag=5, rng=rng,
+                                          n_coords=4000, steps=1500)
+    assert_within(stats.Estimate(est.value[1:], est.stderr[1:], est.dof), 2 / np.pi * np.arcsin(0.8 ** lags[1:]))
+    with pytest.raises(ValueError, match="steps"):
+        simulate.update_autocorrelation(optimizers.SGDM(0.8), gradients.Gaussian(), max_lag=5, rng=rng,
+                                        n_coords=400, steps=5)

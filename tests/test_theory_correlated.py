@@ -21,7 +21,7 @@ def test_independent_case_is_the_exact_double_ema():
         np.testing.assert_allclose(got, want, rtol=1e-10)
         u = correlated.adam_update_rms_correlated(beta1, 1.0, 0.0)
         assert u == pytest.approx(np.sqrt((1 - beta1) / (1 + beta1)), rel=1e-15)
-        cos = correlated.adamw_cos_theta_u(lr, wd, u, got)
+        cos = correlated.cos_theta_u(lr, wd, u, got)
         np.testing.assert_allclose(cos, correlated.adamw_cos_theta_u_mean_field(lr, wd, beta1), rtol=1e-9, atol=1e-15)
 
 
@@ -63,10 +63,10 @@ def test_angle_small_step_limit():
     u = correlated.adam_update_rms_correlated(beta1, 1.0, 0.0)
     w = correlated.adamw_weight_rms_correlated(lr, wd, beta1, 1.0, 0.0, 0.0)
     c = correlated.adamw_cos_theta_u_mean_field(lr, wd, beta1)
-    angle = correlated.adamw_angular_update(lr, wd, u, w, c)
+    angle = correlated.angular_update(lr, wd, u, w, c)
     assert angle == pytest.approx(np.sqrt(2 * lr * wd * (1 - beta1) / (1 + beta1)), rel=1e-5)
     # an update along -theta does not rotate it
-    assert correlated.adamw_angular_update(0.1, 0.1, 0.2, 1.0, -1.0) == 0.0
+    assert correlated.angular_update(0.1, 0.1, 0.2, 1.0, -1.0) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -80,9 +80,9 @@ def test_angle_small_step_limit():
         (lambda: correlated.adamw_weight_rms_correlated(0.5, 2.0, 0.9, 1.0, 0.0, 0.0), "lr \\* wd"),
         (lambda: correlated.adamw_weight_rms_correlated(0.1, 1.0, 0.9, 1.0, 0.0, 0.0), "beta1 must differ"),
         (lambda: correlated.adamw_weight_rms_correlated(1e-3, 1.0, 0.9, 1.0, 0.0, -0.7), "lag_sum_beta3"),
-        (lambda: correlated.adamw_cos_theta_u(1e-3, 1.0, -0.2, 0.03), "update_rms"),
-        (lambda: correlated.adamw_cos_theta_u(1e-3, 1.0, 0.2, 0.0), "weight_rms"),
-        (lambda: correlated.adamw_angular_update(1e-3, 1.0, 0.2, 0.03, 1.5), "cos_theta_u"),
+        (lambda: correlated.cos_theta_u(1e-3, 1.0, -0.2, 0.03), "update_rms"),
+        (lambda: correlated.cos_theta_u(1e-3, 1.0, 0.2, 0.0), "weight_rms"),
+        (lambda: correlated.angular_update(1e-3, 1.0, 0.2, 0.03, 1.5), "cos_theta_u"),
         (lambda: correlated.adamw_cos_theta_u_mean_field(1e-3, 1.0, -0.1), "beta1"),
     ],
 )

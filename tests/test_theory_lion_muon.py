@@ -80,6 +80,58 @@ def test_muon_update_rms_and_matching_scale():
     assert mf == pytest.approx(np.sqrt(0.1 / 1.9) * 64, rel=1e-14)
 
 
+def test_msign_correlation_endpoints_and_special_shapes():
+    # exact at rho = 0 and 1; odd in rho; the 1 x 1 matrix is the scalar sign,
+    # whose correlation is the arcsine law: the Monte Carlo error of one pair
+    # product (+-1) is at most 1, so 4/sqrt(pairs) is a four-sigma bound
+    assert theory.msign_correlation(0.0, (8, 8)) == 0.0
+    assert theory.msign_correlation(1.0, (8, 8)) == pytest.approx(1.0, abs=1e-15)
+    rho = np.array([0.2, 0.6, 0.95])
+    np.testing.assert_allclose(theory.msign_correlation(-rho, (8, 8)), -theory.msign_correlation(rho, (8, 8)))
+    pairs = 20_000
+    np.testing.assert_allclose(theory.msign_correlation(rho, (1, 1), pairs=pairs),
+                               2 / np.pi * np.arcsin(rho), atol=4 / np.sqrt(pairs))
+    np.testing.assert_allclose(theory.msign_correlation(rho, (4, 4), method="linear"), rho)
+
+
+def test_msign_correlation_against_brute_force_pairs():
+    # plain Monte Carlo, none of the method's variance reduction, other seed;
+    # the tolerance is four standard errors of the plain estimate
+    rng = np.random.default_rng(21)
+    shape, rho, n = (6, 10), 0.7, 4000
+    a = rng.standard_normal((n, *shape))
+    b = rho * a + np.sqrt(1 - rho**2) * rng.standard_normal((n, *shape))
+    x = np.einsum("sij,sij->s", optimizers.msign(a), optimizers.msign(b)) / 6
+    assert theory.msign_correlation(rho, shape) == pytest.approx(x.mean(), abs=4 * x.std() / np.sqrt(n))
+
+
+def test_muon_weight_rms_linear_is_the_closed_form():
+    lr, wd, b1, shape = 2e-3, 0.1, 0.9, (16, 64)
+    b3 = 1 - lr * wd
+    closed = lr / 8 * np.sqrt((1 + b1 * b3) / ((1 - b3**2) * (1 - b1 * b3)))
+    assert theory.muon_weight_rms(lr, wd, b1, shape, method="linear") == pytest.approx(closed, rel=1e-14)
+    # the 1 x 1 matrix with the arcsine law is SignSGDM-W
+    assert theory.muon_weight_rms(lr, wd, b1, (1, 1), method="arcsine") == pytest.approx(
+        theory.signsgdmw_weight_rms(lr, wd, b1, method="arcsine"), rel=1e-6)
+
+
+@pytest.mark.parametrize("shape, beta1", [((8, 8), 0.9), ((4, 16), 0.95)])
+def test_muon_weight_rms_against_simulated_muon(shape, beta1):
+    wd = np.array([1e-4, 1e-3])
+    est = simulate.weight_rms(optimizers.Muon(beta1), gradients.Gaussian(), lr=1.0, wd=wd,
+                              rng=np.random.default_rng(4), n_coords=32, groups=16, matrix_shape=shape,
+                              block=128, steps=2000)
+    # the method's own Monte Carlo error, from two seeds, adds to the simulation's
+    seeds = [theory.muon_weight_rms(1.0, wd, beta1, shape, seed=s) for s in (0, 1)]
+    spread = np.abs(seeds[0] - seeds[1])
+    z = (seeds[0] - est.value) / np.hypot(est.stderr, spread)
+    assert np.all(np.abs(z) < 4), (seeds, est)
+    # and the linear assumption is off by more than that for a square matrix
+    if shape[0] == shape[1]:
+        linear = theory.muon_weight_rms(1.0, wd, beta1, shape, method="linear")
+        assert np.all(linear / est.value - 1 > 10 * est.stderr / est.value)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -97,6 +149,14 @@ def test_muon_update_rms_and_matching_scale():
         (lambda: theory.adam_matching_scale(0.9, 0.95, (4, -1)), "shape"),
         (lambda: theory.adam_matching_scale(1.0, 0.95, (4, 4)), "beta1"),
         (lambda: theory.adam_matching_scale(0.9, 0.95, (4, 4), method="post"), "method"),
+        (lambda: theory.msign_correlation(1.5, (4, 4)), "rho"),
+        (lambda: theory.msign_correlation(0.5, (4, 0)), "shape"),
+        (lambda: theory.msign_correlation(0.5, (4, 4), method="free"), "method"),
+        (lambda: theory.msign_correlation(0.5, (4, 4), pairs=2), "pairs"),
+        (lambda: theory.muon_weight_rms(1e-3, 1.0, 1.0, (4, 4)), "beta1"),
+        (lambda: theory.muon_weight_rms(1e-3, -1.0, 0.9, (4, 4)), "wd"),
+        (lambda: theory.muon_weight_rms(1e-3, 1.0, 0.9, (4, 4, 4)), "shape"),
+        (lambda: theory.muon_weight_rms(1e-3, 1.0, 0.9, (4, 4), method="exact"), "method"),
     ],
 )
 def test_bad_input(call, match):

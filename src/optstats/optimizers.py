@@ -57,6 +57,10 @@ class _MomentumRule:
     #: u is an odd function of the gradient history (g -> -g flips u), so under
     #: symmetric zero-mean noise E[u] = 0 exactly; the estimators use this.
     odd = True
+    #: axes of one unit the rule acts on jointly: 0 for a coordinatewise rule,
+    #: 2 for a matrix rule (the estimators of ``simulate`` then take whole
+    #: matrices as their independent replicas)
+    event_ndim = 0
 
     def __init__(self, beta1):
         self.beta1 = _validate.beta("beta1", beta1)
@@ -276,6 +280,8 @@ class Muon(_MomentumRule):
 
     The hyperparameter beta1 must be a scalar (a grid over beta1 would mix
     the matrix axes with the grid's)."""
+
+    event_ndim = 2
 
     def __init__(self, beta1, ns_steps=None):
         super().__init__(beta1)

@@ -20,8 +20,11 @@ One module per idea, all re-exported here:
   (chapter "Weight RMS under schedules");
 - ``correlated``: AdamW at equilibrium when the gradient is correlated in time
   (chapter "The theory in a real network");
-- ``lion``, ``muon``: Lion's weight RMS; Muon's update RMS and the factor that
-  matches it to Adam's (issue 17, chapter "Muon, Lion and SGDM at equilibrium").
+- ``lion``, ``muon``: Lion's weight RMS; Muon's update RMS, the factor that
+  matches it to Adam's, the lag correlation of msign(M) and Muon's weight
+  RMS (chapter "Muon, Lion and SGDM at equilibrium");
+- ``scale_invariant``: SGDM's equilibrium on a scale-invariant layer (same
+  chapter).
 """
 
 from .batch_size import (
@@ -32,10 +35,10 @@ from .batch_size import (
 )
 from .correlated import (
     adam_update_rms_correlated,
-    adamw_angular_update,
-    adamw_cos_theta_u,
     adamw_cos_theta_u_mean_field,
     adamw_weight_rms_correlated,
+    angular_update,
+    cos_theta_u,
 )
 from .ema import (
     double_ema_kernel,
@@ -46,7 +49,8 @@ from .ema import (
     ema_variance,
 )
 from .lion import lion_presign_correlation, lion_weight_rms
-from .muon import adam_matching_scale, muon_update_rms
+from .muon import adam_matching_scale, msign_correlation, muon_update_rms, muon_weight_rms
+from .scale_invariant import kosson_sgdm_angle, sgdm_scale_invariant_angle, sgdm_scale_invariant_weight_rms
 from .schedules import weight_rms_schedule
 from .softsign import optimal_lr_softsign, softsign, softsign_moments
 from .update_rms import (
@@ -63,24 +67,29 @@ __all__ = [
     "adam_update_mean",
     "adam_update_rms",
     "adam_update_rms_correlated",
-    "adamw_angular_update",
-    "adamw_cos_theta_u",
     "adamw_cos_theta_u_mean_field",
     "adamw_weight_rms",
     "adamw_weight_rms_correlated",
+    "angular_update",
+    "cos_theta_u",
     "double_ema_kernel",
     "double_ema_mean",
     "double_ema_variance",
     "double_ema_variance_post",
     "ema_mean",
     "ema_variance",
+    "kosson_sgdm_angle",
     "lion_presign_correlation",
     "lion_weight_rms",
+    "msign_correlation",
     "muon_update_rms",
+    "muon_weight_rms",
     "optimal_lr_adam",
     "optimal_lr_sgdm",
     "optimal_lr_signsgdm",
     "optimal_lr_softsign",
+    "sgdm_scale_invariant_angle",
+    "sgdm_scale_invariant_weight_rms",
     "signsgdmw_weight_rms",
     "snr_from_momentum_ratio",
     "snr_from_update_rms",

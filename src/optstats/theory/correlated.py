@@ -74,8 +74,11 @@ def adamw_weight_rms_correlated(lr, wd, beta1, power, lag_sum_beta1, lag_sum_bet
     return np.sqrt(lr**2 / (1.0 - beta3**2) * (1.0 - beta1) / (1.0 + beta1) * (a * g1 + b * g3))
 
 
-def adamw_cos_theta_u(lr, wd, update_rms, weight_rms):
+def cos_theta_u(lr, wd, update_rms, weight_rms):
     """cos(theta_{t-1}, u_t) that keeps the weight norm stationary (eq. rn-balance).
+
+    It holds for any update rule under decoupled decay (AdamW, SGDM, Lion,
+    Muon): only the stationarity of E|theta|^2 enters.
 
     From theta_t = beta3 theta_{t-1} - lr u_t and E|theta_t|^2 = E|theta_{t-1}|^2:
     (1 - beta3^2) W^2 = lr^2 U^2 - 2 beta3 lr E[theta_{t-1} . u_t] / n, so
@@ -104,7 +107,7 @@ def adamw_cos_theta_u_mean_field(lr, wd, beta1):
     return -beta1 * np.sqrt((1.0 - beta3**2) / (1.0 - beta1**2 * beta3**2))
 
 
-def adamw_angular_update(lr, wd, update_rms, weight_rms, cos_theta_u):
+def angular_update(lr, wd, update_rms, weight_rms, cos_theta_u):
     """The angle between theta_{t-1} and theta_t = beta3 theta_{t-1} - lr u_t, in radians.
 
     With |theta_{t-1}| = W, |u_t| = U (per coordinate) and their cosine c:

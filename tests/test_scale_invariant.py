@@ -68,3 +68,36 @@ def test_bad_input(kwargs, name):
         scale_invariant.simulate_sgdm(lr, wd, beta1, **args)
     with pytest.raises(ValueError, match="dim"):
         si_theory.sgdm_scale_invariant_weight_rms(LR, WD, 0.9, 1)
+
+
+def test_trajectory_relaxes_at_the_derived_rate():
+    # from twice the equilibrium norm, x = |theta|^2/dim obeys
+    # x^2 - x_inf^2 ~ exp(-t / tau) with tau = relaxation_time(scale_invariant)
+    # once the momentum's start-up (a few memories) has passed; fit the rate
+    # on t in [200, 600] (x^2 - x_inf^2 falls from about 0.3 to 0.06 of its start)
+    w = si_theory.sgdm_scale_invariant_weight_rms(LR, WD, 0.9, DIM)
+    steps = np.arange(200, 601, 50)
+    traj = scale_invariant.sgdm_trajectory(LR, WD, 0.9, dim=DIM, replicas=32, steps=steps,
+                                           rng=np.random.default_rng(3), theta0_rms=2 * w)
+    gap = traj.value**4 - w**4
+    rate = -np.polyfit(steps, np.log(gap), 1)[0]
+    tau = theory.relaxation_time(LR, WD, scale_invariant=True)
+    # the fit's error: the norm's fluctuation (about 1/sqrt(dim replicas) of
+    # x at each step) moves the gap by under 2% at t = 600; 5% on the rate
+    assert rate * tau == pytest.approx(1.0, rel=0.05)
+
+
+def test_trajectory_ends_at_the_stationary_run():
+    w = si_theory.sgdm_scale_invariant_weight_rms(LR, WD, 0.9, DIM)
+    traj = scale_invariant.sgdm_trajectory(LR, WD, 0.9, dim=DIM, replicas=16, steps=[1, 800],
+                                           rng=np.random.default_rng(4), theta0_rms=w)
+    assert traj.value.shape == (2,)
+    z = (traj.value[-1] - w) / traj.stderr[-1]
+    assert abs(z) < Z_TOL
+
+
+@pytest.mark.parametrize("steps", [[0, 5], [5, 3], [1.5], []])
+def test_trajectory_bad_steps(steps):
+    with pytest.raises(ValueError, match="steps"):
+        scale_invariant.sgdm_trajectory(LR, WD, 0.9, dim=8, replicas=4, steps=steps,
+                                        rng=np.random.default_rng(0))

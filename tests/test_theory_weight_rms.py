@@ -99,8 +99,29 @@ def test_quick_estimate():
         (lambda: theory.signsgdmw_weight_rms(1e-3, 0.1, 0.9, method="exact"), "method"),
         (lambda: theory.signsgdmw_weight_rms(1e-3, 0.1, -0.5), "beta1"),
         (lambda: theory.weight_rms_quick_estimate(1e-3, np.nan, 0.9), "wd"),
+        (lambda: theory.relaxation_time(-1e-3, 0.1), "lr"),
+        (lambda: theory.relaxation_time(1e-3, 2e3), "wd"),
     ],
 )
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("lr, wd", [(1e-3, 0.1), (0.05, 0.02), (0.1, 2.0)])
+def test_relaxation_time_is_sgds_exact_e_folding(lr, wd):
+    # SGD (u = g, iid, unit variance): E theta_t^2 - W^2 = (theta_0^2 - W^2) beta3^(2t)
+    # exactly, so the e-folding time of the gap is -1/(2 ln beta3)
+    b3 = 1 - lr * wd
+    w_sq = lr**2 / (1 - b3**2)
+    t = np.arange(0, 8)  # short: the gap is a difference of near-equal numbers later
+
+    def gap(t):
+        return (b3 ** (2 * t) * 4.0 + lr**2 * (1 - b3 ** (2 * t)) / (1 - b3**2)) - w_sq
+
+    tau = theory.relaxation_time(lr, wd)
+    np.testing.assert_allclose(gap(t + tau) / gap(t), np.exp(-1.0), rtol=1e-9)
+    assert tau == pytest.approx(1 / (2 * lr * wd), rel=lr * wd)
+    # the scale-invariant time is about half as long: 1/(2(1 - beta3^2)) ~ 1/(4 lr wd)
+    assert theory.relaxation_time(lr, wd, scale_invariant=True) == pytest.approx(
+        1 / (4 * lr * wd), rel=lr * wd)

@@ -25,12 +25,7 @@ from . import _validate, stats
 FORMS = ("ema", "heavy-ball")
 
 
-def simulate_sgdm(lr, wd, beta1, *, dim, replicas, steps, burn_in, rng, theta0_rms=1.0, noise_std=1.0, form="ema"):
-    """Time averages over ``steps`` after ``burn_in`` of the weight RMS
-    sqrt(|theta|^2 / dim) and of the angle between theta_{t-1} and theta_t
-    (radians), per replica; returns a dict of Estimates ``"weight_rms"`` and
-    ``"angle"``. theta_0 ~ N(0, theta0_rms^2 I); start it near the equilibrium
-    to shorten the burn-in (the norm relaxes over about 1/(4 lr wd) steps)."""
+def _check(lr, wd, beta1, dim, replicas, rng, theta0_rms, noise_std, form):
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     lr = float(_validate.positive("lr", lr))
@@ -40,17 +35,17 @@ def simulate_sgdm(lr, wd, beta1, *, dim, replicas, steps, burn_in, rng, theta0_r
         raise ValueError(f"lr * wd must be < 1, got lr={lr!r}, wd={wd!r}")
     dim = _validate.count("dim", dim, minimum=2)
     replicas = _validate.count("replicas", replicas, minimum=2)
-    steps = _validate.count("steps", steps)
-    burn_in = _validate.count("burn_in", burn_in, minimum=0)
     _validate.generator("rng", rng)
     theta0_rms = float(_validate.positive("theta0_rms", theta0_rms))
     noise_std = float(_validate.positive("noise_std", noise_std))
+    return lr, wd, beta1, dim, replicas, theta0_rms, noise_std
 
+
+def _run(lr, wd, beta1, dim, replicas, rng, theta0_rms, noise_std, form, last):
+    """Yield (t, theta_{t-1}, |theta_{t-1}|^2, theta_t) for t = 1..last, one row per replica."""
     theta = rng.standard_normal((replicas, dim)) * theta0_rms
     m = np.zeros_like(theta)
-    sq = np.zeros(replicas)
-    angle = np.zeros(replicas)
-    for t in range(burn_in + steps):
+    for t in range(1, last + 1):
         norm_sq = np.einsum("ij,ij->i", theta, theta)
         xi = rng.standard_normal(theta.shape)
         # the part of xi orthogonal to theta, scaled by 1/|theta|
@@ -64,16 +59,52 @@ def simulate_sgdm(lr, wd, beta1, *, dim, replicas, steps, burn_in, rng, theta0_r
             m *= beta1
             m += g + wd * theta
             new = theta - lr * m
-        if t >= burn_in:
-            new_sq = np.einsum("ij,ij->i", new, new)
-            cos = np.einsum("ij,ij->i", theta, new) / np.sqrt(norm_sq * new_sq)
-            # the across part |new - (new.theta_hat) theta_hat| / |new|, free
-            # of the cancellation 1 - cos has at small angles
-            across = new - (np.einsum("ij,ij->i", new, theta) / norm_sq)[:, None] * theta
-            angle += np.arctan2(np.sqrt(np.einsum("ij,ij->i", across, across) / new_sq), cos)
-            sq += new_sq / dim
+        yield t, theta, norm_sq, new
         theta = new
+
+
+def simulate_sgdm(lr, wd, beta1, *, dim, replicas, steps, burn_in, rng, theta0_rms=1.0, noise_std=1.0, form="ema"):
+    """Time averages over ``steps`` after ``burn_in`` of the weight RMS
+    sqrt(|theta|^2 / dim) and of the angle between theta_{t-1} and theta_t
+    (radians), per replica; returns a dict of Estimates ``"weight_rms"`` and
+    ``"angle"``. theta_0 ~ N(0, theta0_rms^2 I); start it near the equilibrium
+    to shorten the burn-in (the norm relaxes over about 1/(4 lr wd) steps)."""
+    lr, wd, beta1, dim, replicas, theta0_rms, noise_std = _check(
+        lr, wd, beta1, dim, replicas, rng, theta0_rms, noise_std, form)
+    steps = _validate.count("steps", steps)
+    burn_in = _validate.count("burn_in", burn_in, minimum=0)
+    sq = np.zeros(replicas)
+    angle = np.zeros(replicas)
+    for t, theta, norm_sq, new in _run(lr, wd, beta1, dim, replicas, rng, theta0_rms, noise_std, form,
+                                       burn_in + steps):
+        if t > burn_in:
+            new_sq = np.einsum("ij,ij->i", new, new)
+            along = np.einsum("ij,ij->i", new, theta) / norm_sq
+            # the across part |new - along theta| / |new|, free of the
+            # cancellation 1 - cos has at small angles
+            across = new - along[:, None] * theta
+            angle += np.arctan2(np.sqrt(np.einsum("ij,ij->i", across, across)), along * np.sqrt(norm_sq))
+            sq += new_sq / dim
     return {
         "weight_rms": stats.sqrt(stats.from_replicas(sq / steps)),
         "angle": stats.from_replicas(angle / steps),
     }
+
+
+def sgdm_trajectory(lr, wd, beta1, *, dim, replicas, steps, rng, theta0_rms=1.0, noise_std=1.0, form="ema"):
+    """The weight RMS sqrt(|theta_t|^2 / dim) at the step numbers in ``steps``
+    (increasing, >= 1), from theta_0 ~ N(0, theta0_rms^2 I): one Estimate
+    with a trailing axis over ``steps``, the replicas giving the error bar."""
+    lr, wd, beta1, dim, replicas, theta0_rms, noise_std = _check(
+        lr, wd, beta1, dim, replicas, rng, theta0_rms, noise_std, form)
+    steps_arr = np.asarray(steps)
+    if (steps_arr.ndim != 1 or steps_arr.size == 0 or not np.issubdtype(steps_arr.dtype, np.integer)
+            or steps_arr[0] < 1 or np.any(np.diff(steps_arr) <= 0)):
+        raise ValueError(f"steps must be increasing whole numbers >= 1, got {steps!r}")
+    wanted = {int(s): j for j, s in enumerate(steps_arr)}
+    records = np.empty((replicas, steps_arr.size))
+    for t, _, _, new in _run(lr, wd, beta1, dim, replicas, rng, theta0_rms, noise_std, form, int(steps_arr[-1])):
+        j = wanted.get(t)
+        if j is not None:
+            records[:, j] = np.einsum("ij,ij->i", new, new) / dim
+    return stats.sqrt(stats.from_replicas(records, axis=0))

@@ -59,7 +59,12 @@ from .update_rms import (
     snr_from_momentum_ratio,
     snr_from_update_rms,
 )
-from .weight_rms import adamw_weight_rms, signsgdmw_weight_rms, weight_rms_quick_estimate
+from .weight_rms import (
+    adamw_weight_rms,
+    relaxation_time,
+    signsgdmw_weight_rms,
+    weight_rms_quick_estimate,
+)
 
 __all__ = [
     "adam_matching_scale",
@@ -88,6 +93,7 @@ __all__ = [
     "optimal_lr_sgdm",
     "optimal_lr_signsgdm",
     "optimal_lr_softsign",
+    "relaxation_time",
     "sgdm_scale_invariant_angle",
     "sgdm_scale_invariant_weight_rms",
     "signsgdmw_weight_rms",

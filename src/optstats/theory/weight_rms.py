@@ -114,3 +114,26 @@ def signsgdmw_weight_rms(lr, wd, beta1, *, method="mean-field"):
         series = 1.0 + 2.0 * np.sum(b3**d * (2 / np.pi) * np.arcsin(b1**d))
         out[idx] = np.sqrt(lr[idx] ** 2 / (1.0 - b3**2) * series)
     return out[()] if out.ndim == 0 else out
+
+
+def relaxation_time(lr, wd, *, scale_invariant=False):
+    """The e-folding time, in steps, of the weights' approach to equilibrium
+    (of the deviation of their mean square from its stationary value); beta3 = 1 - lr wd.
+
+    Updates that do not depend on the weights (AdamW, SGDM, Lion, Muon under
+    the posts' noise): E[theta_t^2] - W^2 = (E[theta_0^2] - W^2) beta3^(2t)
+    up to the momentum's start-up, so the time is -1/(2 ln beta3), about
+    1/(2 lr wd).
+
+    ``scale_invariant``: SGDM on a scale-invariant layer, whose update scales
+    as 1/|theta|: with x = |theta|^2, x_{t+1} = beta3^2 x_t + K/x_t, so in the
+    continuous limit x^2 - x_inf^2 decays like exp(-2 (1 - beta3^2) t) and the
+    time is 1/(2 (1 - beta3^2)), about 1/(4 lr wd): twice as fast, since a
+    too-small norm gets larger updates. (From far below equilibrium the
+    momentum adds a start-up kick that this rate does not describe.)
+    """
+    lr, wd = _lr_wd(lr, wd)
+    beta3 = 1.0 - lr * wd
+    if scale_invariant:
+        return 1.0 / (2.0 * (1.0 - beta3**2))
+    return -1.0 / (2.0 * np.log(beta3))

@@ -101,3 +101,19 @@ def test_trajectory_bad_steps(steps):
     with pytest.raises(ValueError, match="steps"):
         scale_invariant.sgdm_trajectory(LR, WD, 0.9, dim=8, replicas=4, steps=steps,
                                         rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("beta1", [0.0, 0.9])
+def test_mean_field_map_follows_the_simulated_trajectory(beta1):
+    w = si_theory.sgdm_scale_invariant_weight_rms(LR, WD, beta1, DIM)
+    steps = np.array([1, 5, 50, 200, 600])
+    traj = scale_invariant.sgdm_trajectory(LR, WD, beta1, dim=DIM, replicas=32, steps=steps,
+                                           rng=np.random.default_rng(5), theta0_rms=2 * w)
+    ms = si_theory.sgdm_scale_invariant_mean_square(LR, WD, beta1, DIM, steps=steps, theta0_rms=2 * w)
+    # the simulated RMS is sqrt(E x) over replicas; the map is mean field
+    # in d, its error O(1/d) of x, below the stderr here
+    z = (traj.value - np.sqrt(ms)) / traj.stderr
+    assert np.all(np.abs(z) < Z_TOL), z
+    # its late end is the stationary formula
+    late = si_theory.sgdm_scale_invariant_mean_square(LR, WD, beta1, DIM, steps=[20_000], theta0_rms=2 * w)
+    assert np.sqrt(late[0]) == pytest.approx(w, rel=1e-9)

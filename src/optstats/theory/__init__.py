@@ -50,7 +50,12 @@ from .ema import (
 )
 from .lion import lion_presign_correlation, lion_weight_rms
 from .muon import adam_matching_scale, msign_correlation, muon_update_rms, muon_weight_rms
-from .scale_invariant import kosson_sgdm_angle, sgdm_scale_invariant_angle, sgdm_scale_invariant_weight_rms
+from .scale_invariant import (
+    kosson_sgdm_angle,
+    sgdm_scale_invariant_angle,
+    sgdm_scale_invariant_mean_square,
+    sgdm_scale_invariant_weight_rms,
+)
 from .schedules import weight_rms_schedule
 from .softsign import optimal_lr_softsign, softsign, softsign_moments
 from .update_rms import (
@@ -95,6 +100,7 @@ __all__ = [
     "optimal_lr_softsign",
     "relaxation_time",
     "sgdm_scale_invariant_angle",
+    "sgdm_scale_invariant_mean_square",
     "sgdm_scale_invariant_weight_rms",
     "signsgdmw_weight_rms",
     "snr_from_momentum_ratio",

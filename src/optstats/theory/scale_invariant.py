@@ -57,3 +57,37 @@ def kosson_sgdm_angle(lr, wd, momentum):
     lr, wd = _lr_wd(lr, wd)
     momentum = _validate.beta("momentum", momentum)
     return np.sqrt(2.0 * lr * wd / (1.0 + momentum))
+
+
+def sgdm_scale_invariant_mean_square(lr, wd, beta1, dim, *, steps, theta0_rms, noise_std=1.0):
+    """E|theta_t|^2 / d of the book's SGDM on a scale-invariant layer at the
+    step numbers ``steps`` (increasing, >= 1), from |theta_0|^2 = d theta0_rms^2
+    and m_0 = 0: the mean-field map (mean field in d, as above) of
+    x = |theta|^2, c = <theta_{t-1}, m_t>, q = |m|^2,
+
+        c_t = beta1 (beta3 c_{t-1} - lr q_{t-1}),
+        q_t = beta1^2 q_{t-1} + (1 - beta1)^2 sigma^2 (d - 1) / x_{t-1},
+        x_t = beta3^2 x_{t-1} - 2 beta3 lr c_t + lr^2 q_t.
+
+    It keeps what ``relaxation_time(scale_invariant=True)`` drops: the
+    momentum's delay, which shortens the approach to equilibrium by the order of
+    beta1/(1 - beta1) lr wd of the time. A loop over steps on scalars."""
+    lr, wd = _lr_wd(lr, wd)
+    beta1 = float(_validate.beta("beta1", beta1))
+    dim = _validate.count("dim", dim, minimum=2)
+    s2 = float(_validate.positive("noise_std", noise_std)) ** 2
+    theta0_rms = float(_validate.positive("theta0_rms", theta0_rms))
+    steps_arr = np.asarray(steps)
+    if (steps_arr.ndim != 1 or steps_arr.size == 0 or not np.issubdtype(steps_arr.dtype, np.integer)
+            or steps_arr[0] < 1 or np.any(np.diff(steps_arr) <= 0)):
+        raise ValueError(f"steps must be increasing whole numbers >= 1, got {steps!r}")
+    lr, wd = float(lr), float(wd)
+    beta3 = 1.0 - lr * wd
+    x, c, q = dim * theta0_rms**2, 0.0, 0.0
+    out = np.empty(int(steps_arr[-1]))
+    for t in range(out.size):
+        c = beta1 * (beta3 * c - lr * q)
+        q = beta1**2 * q + (1.0 - beta1) ** 2 * s2 * (dim - 1) / x
+        x = beta3**2 * x - 2.0 * beta3 * lr * c + lr**2 * q
+        out[t] = x / dim
+    return out[steps_arr - 1]

@@ -101,6 +101,8 @@ def test_trajectory_bad_steps(steps):
     with pytest.raises(ValueError, match="steps"):
         scale_invariant.sgdm_trajectory(LR, WD, 0.9, dim=8, replicas=4, steps=steps,
                                         rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="steps"):
+        si_theory.sgdm_scale_invariant_mean_square(LR, WD, 0.9, 8, steps=steps, theta0_rms=1.0)
 
 
 @pytest.mark.parametrize("beta1", [0.0, 0.9])

@@ -85,3 +85,13 @@ def generator(name: str, value) -> np.random.Generator:
             f"{name} must be a numpy.random.Generator (e.g. np.random.default_rng(0)), got {type(value).__name__}"
         )
     return value
+
+
+def step_numbers(name: str, value) -> np.ndarray:
+    """An increasing, non-empty 1-d sequence of step numbers >= 1, as an int array."""
+    steps = np.asarray(value)
+    if steps.ndim != 1 or steps.size == 0 or not np.issubdtype(steps.dtype, np.integer):
+        raise ValueError(f"{name} must be a non-empty 1-d sequence of whole numbers, got {value!r}")
+    if steps[0] < 1 or np.any(np.diff(steps) <= 0):
+        raise ValueError(f"{name} must be increasing whole numbers >= 1, got {value!r}")
+    return steps

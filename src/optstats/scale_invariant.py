@@ -97,10 +97,7 @@ def sgdm_trajectory(lr, wd, beta1, *, dim, replicas, steps, rng, theta0_rms=1.0,
     with a trailing axis over ``steps``, the replicas giving the error bar."""
     lr, wd, beta1, dim, replicas, theta0_rms, noise_std = _check(
         lr, wd, beta1, dim, replicas, rng, theta0_rms, noise_std, form)
-    steps_arr = np.asarray(steps)
-    if (steps_arr.ndim != 1 or steps_arr.size == 0 or not np.issubdtype(steps_arr.dtype, np.integer)
-            or steps_arr[0] < 1 or np.any(np.diff(steps_arr) <= 0)):
-        raise ValueError(f"steps must be increasing whole numbers >= 1, got {steps!r}")
+    steps_arr = _validate.step_numbers("steps", steps)
     wanted = {int(s): j for j, s in enumerate(steps_arr)}
     records = np.empty((replicas, steps_arr.size))
     for t, _, _, new in _run(lr, wd, beta1, dim, replicas, rng, theta0_rms, noise_std, form, int(steps_arr[-1])):

@@ -229,16 +229,6 @@ def momentum_ratio(
     return stats.sqrt(stats.from_replicas(layout.means(mm) / layout.means(gg)))
 
 
-def _check_steps(steps):
-    """An increasing 1-d sequence of step numbers >= 1, as an int array."""
-    steps_arr = np.asarray(steps)
-    if steps_arr.ndim != 1 or steps_arr.size == 0 or not np.issubdtype(steps_arr.dtype, np.integer):
-        raise ValueError(f"steps must be a non-empty 1-d sequence of whole numbers, got {steps!r}")
-    if steps_arr[0] < 1 or np.any(np.diff(steps_arr) <= 0):
-        raise ValueError(f"steps must be increasing whole numbers >= 1, got {steps!r}")
-    return steps_arr
-
-
 def update_rms_trajectory(rule, gradients, *, steps, rng, n_coords=10_000, groups=40, block=256, matrix_shape=None):
     """RMS of the update u_t over coordinates at the step numbers in ``steps``, from step 1.
 
@@ -249,7 +239,7 @@ def update_rms_trajectory(rule, gradients, *, steps, rng, n_coords=10_000, group
     """
     layout = _check_common(rule, gradients, rng, n_coords, groups, matrix_shape)
     shape = layout.shape
-    steps_arr = _check_steps(steps)
+    steps_arr = _validate.step_numbers("steps", steps)
     block = _validate.count("block", block)
     records = np.empty((*layout.grid, layout.groups, steps_arr.size))
     wanted = {int(s): j for j, s in enumerate(steps_arr)}
@@ -618,7 +608,7 @@ def weight_rms_trajectory(
     _check_control_variate(control_variate, gradients)
     if control_variate and groups < 3:
         raise ValueError(f"groups must be >= 3 with a control variate, got {groups}")
-    steps_arr = _check_steps(steps)
+    steps_arr = _validate.step_numbers("steps", steps)
     last = int(steps_arr[-1])
     lr_t = _per_step("lr", lr, last, _validate.nonnegative)
     wd_t = _per_step("wd", wd, last, _validate.nonnegative)

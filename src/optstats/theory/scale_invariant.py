@@ -77,10 +77,7 @@ def sgdm_scale_invariant_mean_square(lr, wd, beta1, dim, *, steps, theta0_rms, n
     dim = _validate.count("dim", dim, minimum=2)
     s2 = float(_validate.positive("noise_std", noise_std)) ** 2
     theta0_rms = float(_validate.positive("theta0_rms", theta0_rms))
-    steps_arr = np.asarray(steps)
-    if (steps_arr.ndim != 1 or steps_arr.size == 0 or not np.issubdtype(steps_arr.dtype, np.integer)
-            or steps_arr[0] < 1 or np.any(np.diff(steps_arr) <= 0)):
-        raise ValueError(f"steps must be increasing whole numbers >= 1, got {steps!r}")
+    steps_arr = _validate.step_numbers("steps", steps)
     lr, wd = float(lr), float(wd)
     beta3 = 1.0 - lr * wd
     x, c, q = dim * theta0_rms**2, 0.0, 0.0

@@ -15,6 +15,10 @@ PYTEST := $(BIN)/python -m pytest
 # the unit tests and the chapters run on two workers (pytest-xdist); a
 # chapter's cells stay together on one worker (--dist loadfile), in order
 PARALLEL := -n 2 --dist loadfile
+# the same kernels on every x86-64 machine, so that stored outputs reproduce
+# digit for digit (see the file); exported to everything make runs
+include tests/numerics.env
+export $(shell sed -n 's/^\([A-Z_]*\)=.*/\1/p' tests/numerics.env)
 
 .PHONY: book test unit nbval book-strict browser notebooks lab bench clean setup
 

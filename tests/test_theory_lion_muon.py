@@ -162,3 +162,14 @@ def test_muon_weight_rms_against_simulated_muon(shape, beta1):
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_muon_scale_conventions_by_hand():
+    c = theory.muon_scale_conventions((1024, 4096))
+    assert c["keller-jordan"] == 1.0  # fan-out below fan-in
+    assert c["moonlight"] == pytest.approx(0.2 * 64)
+    assert c["spectral"] == pytest.approx(0.5)
+    assert c["unit-rms"] * theory.muon_update_rms((1024, 4096)) == pytest.approx(1.0)
+    assert theory.muon_scale_conventions((4096, 1024))["keller-jordan"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="shape"):
+        theory.muon_scale_conventions((0, 3))

@@ -140,3 +140,30 @@ def test_inverse_estimators_invert_the_mean_field():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("method", ["mean-field", "second-order", "exact"])
+def test_eps_scales_every_method_by_the_mean_field_denominator(method):
+    base = theory.adam_update_rms(0.9, 0.95, 0.5, method=method)
+    with_eps = theory.adam_update_rms(0.9, 0.95, 0.5, method=method, eps_over_sigma=0.3)
+    root = np.sqrt(1.5)
+    assert with_eps == pytest.approx(base * root / (root + 0.3), rel=1e-14)
+    assert theory.adam_update_rms(0.9, 0.95, 0.5, method=method, eps_over_sigma=0.0) == base
+    with pytest.raises(ValueError, match="eps_over_sigma"):
+        theory.adam_update_rms(0.9, 0.95, method=method, eps_over_sigma=-1.0)
+
+
+@pytest.mark.parametrize("snr", [0.0, 0.01, 0.3, 5.0])
+def test_exact_snr_inversion_round_trips(snr):
+    rms = float(theory.adam_update_rms(0.9, 0.95, snr, method="exact"))
+    back = theory.snr_from_update_rms(rms, 0.9, 0.95, method="exact")
+    assert back == pytest.approx(snr, abs=1e-9)
+
+
+def test_exact_snr_inversion_refuses_what_it_cannot_answer():
+    with pytest.raises(ValueError, match="below Adam's exact pure-noise"):
+        theory.snr_from_update_rms(0.2, 0.9, 0.95, method="exact")
+    with pytest.raises(ValueError, match="beta2 is required"):
+        theory.snr_from_update_rms(0.3, 0.9, method="exact")
+    with pytest.raises(ValueError, match="method"):
+        theory.snr_from_update_rms(0.3, 0.9, 0.95, method="second-order")

@@ -49,7 +49,13 @@ from .ema import (
     ema_variance,
 )
 from .lion import lion_presign_correlation, lion_weight_rms
-from .muon import adam_matching_scale, msign_correlation, muon_update_rms, muon_weight_rms
+from .muon import (
+    adam_matching_scale,
+    msign_correlation,
+    muon_scale_conventions,
+    muon_update_rms,
+    muon_weight_rms,
+)
 from .scale_invariant import (
     kosson_sgdm_angle,
     sgdm_scale_invariant_angle,
@@ -92,6 +98,7 @@ __all__ = [
     "lion_presign_correlation",
     "lion_weight_rms",
     "msign_correlation",
+    "muon_scale_conventions",
     "muon_update_rms",
     "muon_weight_rms",
     "optimal_lr_adam",

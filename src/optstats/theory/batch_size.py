@@ -33,14 +33,17 @@ import numpy as np
 from scipy import special
 
 from .. import _validate
-from ..quadratic import NoisyQuadratic
 from .update_rms import adam_update_mean, adam_update_rms
 
 SIGN_METHODS = ("post", "mean-field", "exact")
 ADAM_METHODS = ("post", "mean-field", "second-order", "exact")
 
 
-def _problem(problem) -> NoisyQuadratic:
+def _problem(problem):
+    # imported here: theory imports nothing of ours at load time (the lab's
+    # module pulls in the simulator, which the formulas do not need)
+    from ..quadratic import NoisyQuadratic
+
     if not isinstance(problem, NoisyQuadratic):
         raise ValueError(f"problem must be an optstats.quadratic.NoisyQuadratic, got {type(problem).__name__}")
     return problem

@@ -80,6 +80,28 @@ def adam_matching_scale(beta1, beta2, shape, *, method="exact"):
     return adam_update_rms(beta1, beta2, method="exact") / muon_update_rms((n, m))
 
 
+#: published scale factors for Muon's msign(M) of an n x m weight (n = fan-out,
+#: the rows of a PyTorch weight), as functions of (n, m)
+MUON_SCALE_CONVENTIONS = {
+    # Keller Jordan's Muon (modded-nanogpt): max(1, rows / cols)^(1/2)
+    "keller-jordan": lambda n, m: np.sqrt(max(1.0, n / m)),
+    # Moonlight (Liu et al. 2025): 0.2 sqrt(max(n, m)), "match AdamW's RMS"
+    "moonlight": lambda n, m: 0.2 * np.sqrt(max(n, m)),
+    # the spectral condition (Yang, Simon and Bernstein): |update|_2 = sqrt(fan-out / fan-in)
+    "spectral": lambda n, m: np.sqrt(n / m),
+    # an update of RMS one, like a sign update's
+    "unit-rms": lambda n, m: np.sqrt(max(n, m)),
+}
+
+
+def muon_scale_conventions(shape):
+    """The scale factor of each published convention (``MUON_SCALE_CONVENTIONS``)
+    for an n x m weight, n its fan-out; the update's RMS is the factor times
+    :func:`muon_update_rms`."""
+    n, m = _shape(shape)
+    return {name: float(rule(n, m)) for name, rule in MUON_SCALE_CONVENTIONS.items()}
+
+
 @functools.lru_cache(maxsize=32)
 def _matrix_nodes(n, m, pairs, seed):
     """R at the nodes phi_i, by Monte Carlo over ``pairs`` matrix pairs.

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.optimize import brentq
 
 from .. import _validate
 
@@ -167,25 +168,37 @@ def _exact(beta1, beta2, mu):
     return first, second
 
 
-def adam_update_rms(beta1, beta2=None, snr=0.0, *, method="mean-field"):
-    """Stationary RMS of Adam's update (eps = 0) for N(mu, sigma^2) gradients, snr = mu^2/sigma^2.
+def adam_update_rms(beta1, beta2=None, snr=0.0, *, method="mean-field", eps_over_sigma=0.0):
+    """Stationary RMS of Adam's update for N(mu, sigma^2) gradients, snr = mu^2/sigma^2.
 
     ``"mean-field"`` is the post's sqrt((snr + (1-beta1)/(1+beta1)) / (snr + 1))
     (update-RMS chapter, eq. rms-mean-field); ``"second-order"`` and ``"exact"``
-    need beta2 in (0, 1) (eqs. rms-second-order and rms-exact).
+    need beta2 in (0, 1) (eqs. rms-second-order and rms-exact). All three are
+    for eps = 0. With ``eps_over_sigma`` = e > 0 each is multiplied by
+    sqrt(1 + snr) / (sqrt(1 + snr) + e), the mean field of the denominator
+    sqrt(v) + eps; the epsilon chapter measures this against simulated Adam at
+    beta = (0.9, 0.95), snr = 0, e <= 3 (its "bridge" table), and no method is
+    exact once e > 0.
     """
     _method(method, beta2)
     beta1, beta2 = _betas(beta1, beta2, method)
     snr = _validate.nonnegative("snr", snr)
+    eps = _validate.nonnegative("eps_over_sigma", eps_over_sigma)
     mu = np.sqrt(snr)
     if method == "mean-field":
         out = np.sqrt((snr + (1 - beta1) / (1 + beta1)) / (snr + 1))
-        return out if beta2 is None else np.broadcast_to(out, np.broadcast_shapes(out.shape, beta2.shape)) * 1.0
-    if method == "second-order":
+        if beta2 is not None:
+            out = np.broadcast_to(out, np.broadcast_shapes(out.shape, beta2.shape)) * 1.0
+    elif method == "second-order":
         q = _moment_terms(beta1, beta2, mu)
         second = q["m2"] / q["v"] - q["cov_m2_v"] / q["v"] ** 2 + q["m2"] * q["var_v"] / q["v"] ** 3
-        return np.sqrt(second)
-    return np.sqrt(_exact(beta1, beta2, mu)[1])
+        out = np.sqrt(second)
+    else:
+        out = np.sqrt(_exact(beta1, beta2, mu)[1])
+    if np.any(eps > 0):
+        root = np.sqrt(1.0 + snr)
+        out = out * root / (root + eps)
+    return out
 
 
 def adam_update_mean(beta1, beta2=None, mu_over_sigma=0.0, *, method="mean-field"):
@@ -217,14 +230,47 @@ def _inverse(name, value, beta1):
     return (value**2 - c) / (1 - value**2)
 
 
-def snr_from_update_rms(rms, beta1):
-    """The gradient SNR ||mu||^2/||sigma||^2 read from Adam's update RMS by inverting the mean field:
+def snr_from_update_rms(rms, beta1, beta2=None, *, method="mean-field"):
+    """The gradient SNR ||mu||^2/||sigma||^2 read from Adam's update RMS.
 
-    (rms^2 - (1-beta1)/(1+beta1)) / (1 - rms^2). A value below the noise floor
-    sqrt((1-beta1)/(1+beta1)) gives a negative estimate, returned as is (it says
-    the measured RMS is below what pure noise gives in the mean field).
+    ``"mean-field"`` inverts the post's mean field: (rms^2 - (1-beta1)/(1+beta1))
+    / (1 - rms^2). A value below the noise floor sqrt((1-beta1)/(1+beta1))
+    gives a negative estimate, returned as is (it says the measured RMS is
+    below what pure noise gives in the mean field); the update-RMS chapter
+    measures its bias. ``"exact"`` (needs beta2, scalars) solves
+    ``adam_update_rms(beta1, beta2, snr, method="exact") = rms`` for snr >= 0;
+    an rms below the exact pure-noise value has no solution and raises
+    ValueError. Both assume gradients independent in time (the chapter shows
+    what correlation does).
     """
-    return _inverse("rms", rms, beta1)
+    if method == "mean-field":
+        return _inverse("rms", rms, beta1)
+    if method != "exact":
+        raise ValueError(f"method must be 'mean-field' or 'exact', got {method!r}")
+    if beta2 is None:
+        raise ValueError("beta2 is required for method='exact' (a number in (0, 1))")
+    rms = _validate.scalar(_validate.unit_fraction, "rms", rms)
+    beta1 = _validate.scalar(_validate.beta, "beta1", beta1)
+    beta2 = _validate.scalar(_validate.open_unit, "beta2", beta2)
+
+    def gap(snr):
+        return float(adam_update_rms(beta1, beta2, snr, method="exact")) - rms
+
+    floor = gap(0.0) + rms
+    if rms < floor:
+        raise ValueError(
+            f"rms={rms!r} is below Adam's exact pure-noise update RMS {floor:.4f} at beta1={beta1!r}, "
+            f"beta2={beta2!r}: no SNR >= 0 gives it"
+        )
+    if rms == floor:
+        return 0.0
+    # the RMS rises monotonically with the SNR towards 1 (update-RMS chapter)
+    high = 1.0
+    while gap(high) < 0:
+        high *= 10.0
+        if high > 1e12:
+            raise ValueError(f"rms={rms!r} needs an SNR above 1e12: too close to one to invert")
+    return brentq(gap, 0.0, high, xtol=1e-12, rtol=1e-10)
 
 
 def snr_from_momentum_ratio(ratio, beta1):

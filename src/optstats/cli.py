@@ -1,0 +1,381 @@
+"""The ``optstats`` command: the book's answers from the command line.
+
+Argument parsing and printing around ``optstats.theory`` and
+``optstats.schedules``; every number comes from those modules, so this file
+holds no formula of its own. Each subcommand prints a readable table, or
+JSON with ``--json``. Bad input exits with status 2 and one line that names
+the flag, its value and the allowed range (never a traceback).
+
+Usage: ``optstats SUBCOMMAND --help`` (or ``python -m optstats``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+import numpy as np
+
+OPTIMIZERS = ("adamw", "lion", "signsgdm", "muon")
+SCHEDULES = ("constant", "linear", "cosine", "wsd")
+WD_CONVENTIONS = ("pytorch", "independent", "adamc")
+#: the names of theory.MUON_SCALE_CONVENTIONS (a test keeps them equal): the
+#: theory is imported only once the arguments are good, so that a bad flag
+#: answers at once
+MUON_CONVENTIONS = ("keller-jordan", "moonlight", "spectral", "unit-rms")
+#: the default beta2 of each optimizer that has one (PyTorch's AdamW at 0.95 as
+#: in LLM training; Lion's paper uses 0.99)
+DEFAULT_BETA2 = {"adamw": 0.95, "lion": 0.99}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line on stderr and exit status 2, and
+    "-1e-3" is read as a (negative) value, not as a flag."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # argparse's own pattern (a private attribute) misses exponents
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class InputError(ValueError):
+    """A value the command cannot answer for, found after parsing."""
+
+
+# ---------------------------------------------------------------- argument types
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _in(low, high, *, low_open=False, high_open=True):
+    """A number in [low, high) (or with the ends as given), named in the error."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    allowed = f"{left}{low:g}, {'inf' if high == np.inf else f'{high:g}'}{right}"
+
+    def check(text):
+        value = _number(text)
+        below = value <= low if low_open else value < low
+        above = value >= high if high_open else value > high
+        if below or above:
+            raise argparse.ArgumentTypeError(f"must lie in {allowed}, got {text}")
+        return value
+
+    return check
+
+
+def _whole(minimum):
+    def check(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text}")
+        return value
+
+    return check
+
+
+BETA = _in(0.0, 1.0)
+BETA2 = _in(0.0, 1.0, low_open=True)
+POSITIVE = _in(0.0, np.inf, low_open=True)
+NONNEGATIVE = _in(0.0, np.inf)
+FRACTION = _in(0.0, 1.0)
+
+
+# ---------------------------------------------------------------- subcommands
+# (each imports the theory itself: a bad flag is answered before that import)
+
+
+def _update_rms(args):
+    from . import theory
+
+    values = {
+        key: float(theory.adam_update_rms(args.beta1, args.beta2, args.snr, method=method,
+                                          eps_over_sigma=args.eps_over_sigma))
+        for key, method in (("exact", "exact"), ("second_order", "second-order"), ("mean_field", "mean-field"))
+    }
+    notes = ["Adam at equilibrium, gradients iid N(mu, sigma^2) in time, SNR = mu^2/sigma^2 (update-RMS chapter)"]
+    if args.eps_over_sigma > 0:
+        notes.append("eps > 0: each value times sqrt(1+SNR)/(sqrt(1+SNR)+eps/sigma), the mean field of the "
+                     "denominator, measured in the epsilon chapter; not exact")
+    return values, notes
+
+
+def _snr(args):
+    from . import theory
+
+    if args.update_rms is not None:
+        mean_field = float(theory.snr_from_update_rms(args.update_rms, args.beta1))
+        notes = ["read from Adam's update RMS; assumes gradients independent in time, whose correlation lowers the "
+                 "RMS and reads as a smaller SNR (update-RMS and real-network chapters)"]
+        try:
+            exact = float(theory.snr_from_update_rms(args.update_rms, args.beta1, args.beta2, method="exact"))
+        except ValueError as err:
+            exact = None
+            notes.append(f"no exact SNR: {err}")
+        return {"snr": exact, "snr_mean_field": mean_field}, notes
+    snr = float(theory.snr_from_momentum_ratio(args.momentum_ratio, args.beta1))
+    notes = ["read from |m_t|/|g_t| of the EMA momentum; consistent for gradients independent in time, "
+             "which correlated noise reads as signal (update-RMS chapter)"]
+    return {"snr": snr}, notes
+
+
+def _muon_scale(args):
+    from . import theory
+
+    shape = tuple(args.shape)
+    adam = float(theory.adam_update_rms(args.beta1, args.beta2, method="exact"))
+    muon = float(theory.muon_update_rms(shape))
+    values = {
+        "scale": float(theory.adam_matching_scale(args.beta1, args.beta2, shape)),
+        "scale_mean_field": float(theory.adam_matching_scale(args.beta1, args.beta2, shape, method="mean-field")),
+        "adam_update_rms": adam,
+        "muon_update_rms": muon,
+    }
+    conventions = theory.muon_scale_conventions(shape)
+    chosen = conventions if args.convention == "all" else {args.convention: conventions[args.convention]}
+    for name, factor in chosen.items():
+        values[name.replace("-", "_")] = {
+            "factor": factor,
+            "update_rms": factor * muon,
+            "over_adam": factor * muon / adam,
+        }
+    notes = [f"a {shape[0]} x {shape[1]} weight, {shape[0]} its fan-out (PyTorch's rows); scale gives msign(M) "
+             "Adam's exact stationary update RMS under pure noise (beyond-adamw chapter)"]
+    return values, notes
+
+
+def _lr_schedule(args):
+    """Per-step learning rates of the chosen schedule (peak = --lr)."""
+    from . import schedules
+
+    if args.schedule == "constant":
+        return schedules.constant(args.steps, args.lr)
+    floor = args.floor * args.lr
+    if args.schedule == "linear":
+        return schedules.linear(args.steps, args.lr, floor)
+    if args.schedule == "cosine":
+        return schedules.cosine(args.steps, args.lr, floor)
+    if args.decay_start is None or not args.warmup <= args.decay_start < args.steps:
+        raise InputError(f"--decay-start must lie in [--warmup, --steps) = [{args.warmup}, {args.steps}) with "
+                         f"--schedule wsd, got {args.decay_start}")
+    return schedules.wsd(args.steps, args.lr, args.warmup, args.decay_start, floor)
+
+
+def _stationary(args):
+    """(book's best, mean field, update RMS) of the stationary weight RMS at the peak lr."""
+    from . import theory
+
+    lr, wd, b1 = args.lr, args.wd, args.beta1
+    if args.optimizer == "adamw":
+        best = theory.adamw_weight_rms(lr, wd, beta1=b1, method="exact-sums")
+        return best, theory.adamw_weight_rms(lr, wd, beta1=b1), np.sqrt((1 - b1) / (1 + b1))
+    if args.optimizer == "signsgdm":
+        best = theory.signsgdmw_weight_rms(lr, wd, b1, method="arcsine")
+        return best, theory.signsgdmw_weight_rms(lr, wd, b1), 1.0
+    if args.optimizer == "lion":
+        return theory.lion_weight_rms(lr, wd, b1, args.beta2), None, 1.0
+    shape = tuple(args.shape)
+    return (theory.muon_weight_rms(lr, wd, b1, shape), theory.muon_weight_rms(lr, wd, b1, shape, method="linear"),
+            theory.muon_update_rms(shape))
+
+
+def _weight_rms(args):
+    from . import theory
+
+    if args.optimizer == "muon" and args.shape is None:
+        raise InputError("--shape N M is required with --optimizer muon (two whole numbers >= 1)")
+    if args.optimizer != "muon" and args.shape is not None:
+        raise InputError(f"--shape is for --optimizer muon only, got --optimizer {args.optimizer}")
+    if args.optimizer in ("signsgdm", "muon") and args.beta2 is not None:
+        raise InputError(f"--beta2 is not a parameter of --optimizer {args.optimizer}")
+    if args.optimizer in DEFAULT_BETA2 and args.beta2 is None:
+        args.beta2 = DEFAULT_BETA2[args.optimizer]
+    if args.lr * args.wd >= 1:
+        raise InputError(f"--lr times --wd is the decay per step and must be < 1, got {args.lr * args.wd:g}")
+    if args.schedule != "constant" and args.optimizer != "adamw":
+        raise InputError(f"--schedule {args.schedule} is covered for --optimizer adamw only (the schedules chapter); "
+                         f"got --optimizer {args.optimizer}")
+    if args.schedule != "constant" and args.steps is None:
+        raise InputError(f"--steps is required with --schedule {args.schedule} (a whole number >= 1)")
+    best, mean_field, update = _stationary(args)
+    best = float(best)
+    values = {"stationary_rms": best,
+              "stationary_rms_mean_field": None if mean_field is None else float(mean_field)}
+    notes = [f"{args.optimizer}, decoupled decay theta <- theta - lr (u + wd theta), pure-noise gradients "
+             "(weight-RMS and beyond-adamw chapters); stationary values at the peak lr"]
+    if args.optimizer == "adamw":
+        notes.append("stationary_rms: the mean field kept exact in beta3 (Wen et al.'s form); simulated Adam sits "
+                     "slightly lower, by its long-run update variance (weight-RMS chapter)")
+    if args.steps is not None:
+        lr_t = _lr_schedule(args)
+        if args.optimizer == "adamw":
+            # the whole momentum kernel of the schedules chapter, at the mean field's long-run variance
+            final = theory.weight_rms_schedule(lr_t, args.wd, theta0_rms=args.theta0_rms, method="kernel",
+                                               beta1=args.beta1)[-1]
+        else:
+            # updates independent of the weights: the start is forgotten as beta3^(2t) exactly
+            # (up to the momentum's start-up)
+            keep = (1.0 - args.lr * args.wd) ** (2 * args.steps)
+            final = np.sqrt(keep * args.theta0_rms**2 + (1.0 - keep) * best**2)
+        values["final_rms"] = float(final)
+        notes.append(f"final_rms after {args.steps} steps of a {args.schedule} schedule from theta0_rms = "
+                     f"{args.theta0_rms:g}")
+    else:
+        values["final_rms"] = None
+        notes.append("final_rms: give --steps")
+    values["timescale_steps"] = float(1.0 / (args.lr * args.wd))
+    if args.steps_per_epoch is not None:
+        values["timescale_epochs"] = values["timescale_steps"] / args.steps_per_epoch
+    values["relaxation_time_steps"] = float(theory.relaxation_time(args.lr, args.wd))
+    cos = theory.cos_theta_u(args.lr, args.wd, update, best)
+    values["angular_update"] = float(theory.angular_update(args.lr, args.wd, update, best, cos))
+    # first order: lr U / W at the mean-field W (for AdamW sqrt(2 lr wd (1-beta1)/(1+beta1)), Kosson et al.'s)
+    values["angular_update_mean_field"] = None if mean_field is None else float(args.lr * update / mean_field)
+    notes.append("timescale_steps = 1/(lr wd), the weights' memory; relaxation_time_steps: the e-folding time of "
+                 "their mean square, about half of it; angles in radians per step")
+    return values, notes
+
+
+def _wd_convert(args):
+    # the decay per step each convention applies at this learning rate
+    peak = args.lr if args.peak_lr is None else args.peak_lr
+    per_step = {
+        "pytorch": lambda wd: args.lr * wd,
+        "independent": lambda wd: wd,
+        "adamc": lambda wd: args.lr * wd * (args.lr / peak),
+    }
+    decay = per_step[args.from_](args.wd)
+    if decay >= 1:
+        raise InputError(f"the decay per step must be < 1, got {decay:g} from --wd {args.wd:g}")
+    # invert the target convention: each is linear in wd
+    converted = decay / per_step[args.to](1.0)
+    values = {"wd": float(converted), "decay_per_step": float(decay), "timescale_steps": float(1.0 / decay)}
+    notes = ["held fixed: the decay per step at this --lr, so the weights' memory 1/decay is the same; "
+             "pytorch: theta <- theta - lr (u + wd theta); independent: theta <- theta - lr u - wd theta; "
+             "adamc: pytorch's form with wd scaled by lr/peak-lr along the schedule"]
+    return values, notes
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser():
+    parser = _Parser(prog="optstats", description="The book's answers from the command line: equilibrium statistics "
+                     "of EMA optimizers (Adam/AdamW, Lion, SignSGDM, Muon) under pure-noise gradients.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    def add(name, helptext):
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        return p
+
+    p = add("update-rms", "Adam's stationary update RMS (exact, second order, mean field)")
+    p.add_argument("--beta1", type=BETA, default=0.9, help="Adam's beta1, in [0, 1) (default 0.9)")
+    p.add_argument("--beta2", type=BETA2, default=0.95, help="Adam's beta2, in (0, 1) (default 0.95)")
+    p.add_argument("--snr", type=NONNEGATIVE, default=0.0,
+                   help="gradient signal-to-noise ratio mu^2/sigma^2, >= 0 (default 0: pure noise)")
+    p.add_argument("--eps-over-sigma", type=NONNEGATIVE, default=0.0,
+                   help="Adam's eps over the gradient noise's std, >= 0 (default 0)")
+    p.set_defaults(run=_update_rms)
+
+    p = add("snr", "the gradient SNR read back from a logged update RMS or momentum ratio")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--update-rms", type=FRACTION, help="Adam's logged update RMS, in [0, 1)")
+    which.add_argument("--momentum-ratio", type=FRACTION, help="|m_t| / |g_t| of the EMA momentum, in [0, 1)")
+    p.add_argument("--beta1", type=BETA, default=0.9, help="beta1, in [0, 1) (default 0.9)")
+    p.add_argument("--beta2", type=BETA2, default=0.95,
+                   help="Adam's beta2, in (0, 1) (default 0.95; used with --update-rms)")
+    p.set_defaults(run=_snr)
+
+    p = add("muon-scale", "the factor that gives Muon's update Adam's update RMS, and the common conventions")
+    p.add_argument("--beta1", type=BETA, default=0.9, help="beta1 of the Adam to match, in [0, 1) (default 0.9)")
+    p.add_argument("--beta2", type=BETA2, default=0.95, help="beta2 of the Adam to match, in (0, 1) (default 0.95)")
+    p.add_argument("--shape", type=_whole(1), nargs=2, required=True, metavar=("N", "M"),
+                   help="the weight's shape: N = fan-out (PyTorch's rows), M = fan-in")
+    p.add_argument("--convention", choices=("all", *MUON_CONVENTIONS), default="all",
+                   help="which published scale to compare (default all)")
+    p.set_defaults(run=_muon_scale)
+
+    p = add("weight-rms", "the weight RMS at the end of a schedule and at equilibrium, the time to get there, "
+            "and the angle the weights turn per step")
+    p.add_argument("--lr", type=POSITIVE, required=True, help="(peak) learning rate, > 0")
+    p.add_argument("--wd", type=POSITIVE, required=True,
+                   help="weight decay in PyTorch's convention (multiplied by lr), > 0")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="the update rule (default adamw)")
+    p.add_argument("--beta1", type=BETA, default=0.9, help="beta1, in [0, 1) (default 0.9)")
+    p.add_argument("--beta2", type=BETA2, default=None,
+                   help="beta2, in (0, 1) (default 0.95 for adamw, 0.99 for lion)")
+    p.add_argument("--shape", type=_whole(1), nargs=2, default=None, metavar=("N", "M"),
+                   help="Muon's weight shape (with --optimizer muon)")
+    p.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                   help="learning-rate schedule from the peak --lr (default constant)")
+    p.add_argument("--steps", type=_whole(1), default=None, help="length of the run in steps, >= 1")
+    p.add_argument("--warmup", type=_whole(0), default=0, help="wsd: warmup steps, >= 0 (default 0)")
+    p.add_argument("--decay-start", type=_whole(0), default=None, help="wsd: the step the decay starts")
+    p.add_argument("--floor", type=_in(0.0, 1.0, high_open=False), default=0.0,
+                   help="final learning rate as a fraction of the peak, in [0, 1] (default 0)")
+    p.add_argument("--theta0-rms", type=NONNEGATIVE, default=0.0,
+                   help="RMS of the initial weights, >= 0 (default 0)")
+    p.add_argument("--steps-per-epoch", type=_whole(1), default=None, help="to give the timescale in epochs")
+    p.set_defaults(run=_weight_rms)
+
+    p = add("wd-convert", "convert a weight decay between PyTorch's, independent and AdamC's conventions")
+    p.add_argument("--lr", type=POSITIVE, required=True, help="the learning rate, > 0")
+    p.add_argument("--wd", type=NONNEGATIVE, required=True, help="the weight decay to convert, >= 0")
+    p.add_argument("--from", dest="from_", choices=WD_CONVENTIONS, required=True, help="its convention")
+    p.add_argument("--to", choices=WD_CONVENTIONS, required=True, help="the convention to convert to")
+    p.add_argument("--peak-lr", type=POSITIVE, default=None,
+                   help="adamc: the schedule's peak learning rate, > 0 (default --lr)")
+    p.set_defaults(run=_wd_convert)
+    return parser
+
+
+# ---------------------------------------------------------------- output
+
+
+def _table(values, notes):
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k} {v:.6g}" for k, v in value.items())
+            lines.append(f"{key:28s} {inner}")
+        else:
+            lines.append(f"{key:28s} {'n/a' if value is None else format(value, '.6g')}")
+    lines.extend(f"  note: {note}" for note in notes)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        values, notes = args.run(args)
+    except ValueError as err:
+        # a value the theory refuses (InputError, or a range only the theory knows)
+        message = " ".join(str(err).split())
+        print(f"optstats {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({**values, "notes": notes}, indent=2))
+    else:
+        print(_table(values, notes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""The ``optstats`` command, run as a user runs it: in a subprocess.
+
+JSON fields against the package's own functions (the command must not
+compute anything the package does not), exit status 2 with one line naming
+the flag, its value and the allowed range for bad input, and ``--help`` for
+every subcommand."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optstats import schedules, theory
+
+COMMAND = [sys.executable, "-m", "optstats"]
+
+
+def run(*args):
+    return subprocess.run([*COMMAND, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def answer(*args):
+    done = run(*args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_console_script_is_installed_and_matches_python_m():
+    script = Path(sys.executable).parent / "optstats"
+    done = subprocess.run([script, "update-rms", "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == answer("update-rms")
+
+
+def test_update_rms_fields():
+    out = answer("update-rms", "--beta1", 0.8, "--beta2", 0.99, "--snr", 0.1)
+    for key, method in [("exact", "exact"), ("second_order", "second-order"), ("mean_field", "mean-field")]:
+        assert out[key] == pytest.approx(float(theory.adam_update_rms(0.8, 0.99, 0.1, method=method)), rel=1e-12)
+    eps = answer("update-rms", "--eps-over-sigma", 0.5)
+    assert eps["exact"] == pytest.approx(
+        float(theory.adam_update_rms(0.9, 0.95, method="exact", eps_over_sigma=0.5)), rel=1e-12)
+    assert any("not exact" in note for note in eps["notes"])
+
+
+def test_snr_fields():
+    out = answer("snr", "--update-rms", 0.3, "--beta1", 0.9, "--beta2", 0.95)
+    assert out["snr"] == pytest.approx(theory.snr_from_update_rms(0.3, 0.9, 0.95, method="exact"), rel=1e-12)
+    assert out["snr_mean_field"] == pytest.approx(float(theory.snr_from_update_rms(0.3, 0.9)), rel=1e-12)
+    # the exact inversion reproduces the RMS it was given
+    assert float(theory.adam_update_rms(0.9, 0.95, out["snr"], method="exact")) == pytest.approx(0.3, rel=1e-9)
+    mom = answer("snr", "--momentum-ratio", 0.5, "--beta1", 0.9)
+    assert mom["snr"] == pytest.approx(float(theory.snr_from_momentum_ratio(0.5, 0.9)), rel=1e-12)
+    # below the pure-noise floor: no exact SNR, said in a note, exit 0
+    low = answer("snr", "--update-rms", 0.2)
+    assert low["snr"] is None and any("below" in note for note in low["notes"])
+
+
+def test_muon_scale_fields():
+    out = answer("muon-scale", "--shape", 1024, 4096, "--beta1", 0.95, "--beta2", 0.95)
+    assert out["scale"] == pytest.approx(float(theory.adam_matching_scale(0.95, 0.95, (1024, 4096))), rel=1e-12)
+    assert out["adam_update_rms"] == pytest.approx(float(theory.adam_update_rms(0.95, 0.95, method="exact")))
+    assert out["muon_update_rms"] == pytest.approx(1 / 64)
+    # Moonlight's 0.2 sqrt(max(n, m)) gives an update RMS of exactly 0.2
+    assert out["moonlight"]["update_rms"] == pytest.approx(0.2, rel=1e-12)
+    assert out["keller_jordan"]["factor"] == pytest.approx(1.0)  # fan-out < fan-in
+    assert out["spectral"]["factor"] == pytest.approx(0.5)
+    one = answer("muon-scale", "--shape", 8, 2, "--convention", "keller-jordan")
+    assert one["keller_jordan"]["factor"] == pytest.approx(2.0) and "moonlight" not in one
+
+
+def test_weight_rms_adamw_schedule_fields():
+    out = answer("weight-rms", "--lr", 3e-4, "--wd", 0.1, "--schedule", "cosine", "--floor", 0.1,
+                 "--steps", 20000, "--theta0-rms", 0.02, "--steps-per-epoch", 1000)
+    lr_t = schedules.cosine(20000, 3e-4, 3e-5)
+    final = theory.weight_rms_schedule(lr_t, 0.1, theta0_rms=0.02, method="kernel", beta1=0.9)[-1]
+    assert out["final_rms"] == pytest.approx(float(final), rel=1e-12)
+    assert out["stationary_rms"] == pytest.approx(float(theory.adamw_weight_rms(3e-4, 0.1, method="exact-sums")))
+    assert out["stationary_rms_mean_field"] == pytest.approx(np.sqrt(3e-4 / 0.2), rel=1e-12)
+    assert out["timescale_steps"] == pytest.approx(1 / 3e-5)
+    assert out["timescale_epochs"] == pytest.approx(1 / 3e-5 / 1000)
+    assert out["angular_update_mean_field"] == pytest.approx(np.sqrt(2 * 3e-5 * 0.1 / 1.9), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "extra, stationary",
+    [
+        (["--optimizer", "lion"], lambda: theory.lion_weight_rms(1e-3, 1.0, 0.9, 0.99)),
+        (["--optimizer", "signsgdm", "--beta1", 0.5],
+         lambda: theory.signsgdmw_weight_rms(1e-3, 1.0, 0.5, method="arcsine")),
+        (["--optimizer", "muon", "--shape", 16, 16], lambda: theory.muon_weight_rms(1e-3, 1.0, 0.9, (16, 16))),
+    ],
+)
+def test_weight_rms_other_optimizers(extra, stationary):
+    out = answer("weight-rms", "--lr", 1e-3, "--wd", 1.0, "--steps", 3000, "--theta0-rms", 0.05, *extra)
+    w = float(stationary())
+    assert out["stationary_rms"] == pytest.approx(w, rel=1e-12)
+    keep = (1 - 1e-3) ** 6000
+    assert out["final_rms"] == pytest.approx(np.sqrt(keep * 0.05**2 + (1 - keep) * w**2), rel=1e-12)
+    assert 0 < out["angular_update"] < 0.1
+
+
+def test_wd_convert_fields():
+    out = answer("wd-convert", "--lr", 1e-3, "--wd", 0.1, "--from", "pytorch", "--to", "independent")
+    assert out["wd"] == pytest.approx(1e-4) and out["timescale_steps"] == pytest.approx(1e4)
+    back = answer("wd-convert", "--lr", 1e-3, "--wd", 1e-4, "--from", "independent", "--to", "pytorch")
+    assert back["wd"] == pytest.approx(0.1)
+    # AdamC at half the peak scales wd by 1/2, so the same decay needs twice the wd
+    c = answer("wd-convert", "--lr", 1e-3, "--wd", 0.1, "--from", "pytorch", "--to", "adamc", "--peak-lr", 2e-3)
+    assert c["wd"] == pytest.approx(0.2) and c["decay_per_step"] == pytest.approx(1e-4)
+
+
+BAD = [
+    (["update-rms", "--beta1", "1.5"], "--beta1", "1.5"),
+    (["update-rms", "--beta1", "-0.1"], "--beta1", "-0.1"),
+    (["update-rms", "--beta2", "0"], "--beta2", "0"),
+    (["update-rms", "--beta2", "abc"], "--beta2", "abc"),
+    (["update-rms", "--snr", "-1"], "--snr", "-1"),
+    (["update-rms", "--eps-over-sigma", "nan"], "--eps-over-sigma", "nan"),
+    (["snr"], "--update-rms", None),
+    (["snr", "--update-rms", "0.3", "--momentum-ratio", "0.3"], "--momentum-ratio", None),
+    (["snr", "--update-rms", "1.2"], "--update-rms", "1.2"),
+    (["muon-scale", "--shape", "0", "4"], "--shape", "0"),
+    (["muon-scale", "--shape", "4"], "--shape", None),
+    (["muon-scale", "--shape", "4", "2.5"], "--shape", "2.5"),
+    (["muon-scale", "--shape", "4", "4", "--convention", "nope"], "--convention", "nope"),
+    (["weight-rms", "--wd", "0.1"], "--lr", None),
+    (["weight-rms", "--lr", "-1e-3", "--wd", "0.1"], "--lr", "-1e-3"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0"], "--wd", "0"),
+    (["weight-rms", "--lr", "1", "--wd", "2"], "--wd", "2"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--optimizer", "adam2"], "--optimizer", "adam2"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--schedule", "step"], "--schedule", "step"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--optimizer", "muon"], "--shape", None),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--optimizer", "lion", "--schedule", "cosine", "--steps", "9"],
+     "--schedule", "cosine"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--schedule", "cosine"], "--steps", None),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--schedule", "wsd", "--steps", "100", "--decay-start", "100"],
+     "--decay-start", "100"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--floor", "1.5"], "--floor", "1.5"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--steps", "0"], "--steps", "0"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--optimizer", "signsgdm", "--beta2", "0.9"], "--beta2", None),
+    (["wd-convert", "--lr", "1e-3", "--wd", "0.1", "--from", "pytorch"], "--to", None),
+    (["wd-convert", "--lr", "1e-3", "--wd", "0.1", "--from", "torch", "--to", "adamc"], "--from", "torch"),
+    (["wd-convert", "--lr", "1e-3", "--wd", "2", "--from", "independent", "--to", "pytorch"], "--wd", "2"),
+    (["frobnicate"], "frobnicate", None),
+]
+
+
+@pytest.mark.parametrize("argv, flag, value", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_input_exits_2_with_one_line(argv, flag, value):
+    done = run(*argv)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert flag in lines[0] and "Traceback" not in done.stderr
+    if value is not None:
+        assert value in lines[0]
+
+
+SUBCOMMANDS = {
+    "update-rms": ["--beta1", "--beta2", "--snr", "--eps-over-sigma", "--json"],
+    "snr": ["--update-rms", "--momentum-ratio", "--beta1", "--beta2"],
+    "muon-scale": ["--beta1", "--beta2", "--shape", "--convention"],
+    "weight-rms": ["--lr", "--wd", "--optimizer", "--schedule", "--steps", "--warmup", "--decay-start", "--floor",
+                   "--theta0-rms", "--steps-per-epoch"],
+    "wd-convert": ["--lr", "--wd", "--from", "--to", "--peak-lr"],
+}
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_help_names_every_flag_with_its_default(name):
+    done = run(name, "--help")
+    assert done.returncode == 0 and done.stderr == ""
+    text = " ".join(done.stdout.split())
+    for flag in SUBCOMMANDS[name]:
+        assert flag in text
+    assert "default" in text
+
+
+def test_top_level_help_lists_the_subcommands():
+    done = run("--help")
+    assert done.returncode == 0
+    for name in SUBCOMMANDS:
+        assert name in done.stdout
+
+
+def test_table_output_is_readable():
+    done = run("weight-rms", "--lr", 1e-3, "--wd", 0.1)
+    assert done.returncode == 0
+    first = done.stdout.splitlines()[0].split()
+    assert first[0] == "stationary_rms" and float(first[1]) > 0
+
+
+def test_convention_names_match_the_theory():
+    from optstats import cli
+
+    assert cli.MUON_CONVENTIONS == tuple(theory.muon_scale_conventions((2, 3)))
+
+
+def test_readme_example_is_the_commands_output():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("$ .venv/bin/optstats ", 1)[1].split("```", 1)[0]
+    command, _, shown = block.partition("\n")
+    done = run(*command.split())
+    assert done.returncode == 0
+    assert done.stdout.strip() == shown.strip()

@@ -15,6 +15,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 
 import numpy as np
 
@@ -306,39 +307,39 @@ def build_parser():
     p.add_argument("--beta1", type=BETA, default=0.9, help="beta1 of the Adam to match, in [0, 1) (default 0.9)")
     p.add_argument("--beta2", type=BETA2, default=0.95, help="beta2 of the Adam to match, in (0, 1) (default 0.95)")
     p.add_argument("--shape", type=_whole(1), nargs=2, required=True, metavar=("N", "M"),
-                   help="the weight's shape: N = fan-out (PyTorch's rows), M = fan-in")
+                   help="the weight's shape: N = fan-out (PyTorch's rows), M = fan-in (required)")
     p.add_argument("--convention", choices=("all", *MUON_CONVENTIONS), default="all",
                    help="which published scale to compare (default all)")
     p.set_defaults(run=_muon_scale)
 
     p = add("weight-rms", "the weight RMS at the end of a schedule and at equilibrium, the time to get there, "
             "and the angle the weights turn per step")
-    p.add_argument("--lr", type=POSITIVE, required=True, help="(peak) learning rate, > 0")
+    p.add_argument("--lr", type=POSITIVE, required=True, help="(peak) learning rate, > 0 (required)")
     p.add_argument("--wd", type=POSITIVE, required=True,
-                   help="weight decay in PyTorch's convention (multiplied by lr), > 0")
+                   help="weight decay in PyTorch's convention (multiplied by lr), > 0 (required)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="the update rule (default adamw)")
     p.add_argument("--beta1", type=BETA, default=0.9, help="beta1, in [0, 1) (default 0.9)")
     p.add_argument("--beta2", type=BETA2, default=None,
                    help="beta2, in (0, 1) (default 0.95 for adamw, 0.99 for lion)")
     p.add_argument("--shape", type=_whole(1), nargs=2, default=None, metavar=("N", "M"),
-                   help="Muon's weight shape (with --optimizer muon)")
+                   help="Muon's weight shape, N = fan-out, M = fan-in (required with --optimizer muon)")
     p.add_argument("--schedule", choices=SCHEDULES, default="constant",
                    help="learning-rate schedule from the peak --lr (default constant)")
-    p.add_argument("--steps", type=_whole(1), default=None, help="length of the run in steps, >= 1")
+    p.add_argument("--steps", type=_whole(1), default=None, help="length of the run in steps, >= 1 (default: none, and only the equilibrium is given)")
     p.add_argument("--warmup", type=_whole(0), default=0, help="wsd: warmup steps, >= 0 (default 0)")
-    p.add_argument("--decay-start", type=_whole(0), default=None, help="wsd: the step the decay starts")
+    p.add_argument("--decay-start", type=_whole(0), default=None, help="wsd: the step the decay starts, in [--warmup, --steps) (required with wsd)")
     p.add_argument("--floor", type=_in(0.0, 1.0, high_open=False), default=0.0,
                    help="final learning rate as a fraction of the peak, in [0, 1] (default 0)")
     p.add_argument("--theta0-rms", type=NONNEGATIVE, default=0.0,
                    help="RMS of the initial weights, >= 0 (default 0)")
-    p.add_argument("--steps-per-epoch", type=_whole(1), default=None, help="to give the timescale in epochs")
+    p.add_argument("--steps-per-epoch", type=_whole(1), default=None, help="steps per epoch, >= 1, to give the timescale in epochs too (default: none)")
     p.set_defaults(run=_weight_rms)
 
     p = add("wd-convert", "convert a weight decay between PyTorch's, independent and AdamC's conventions")
-    p.add_argument("--lr", type=POSITIVE, required=True, help="the learning rate, > 0")
-    p.add_argument("--wd", type=NONNEGATIVE, required=True, help="the weight decay to convert, >= 0")
-    p.add_argument("--from", dest="from_", choices=WD_CONVENTIONS, required=True, help="its convention")
-    p.add_argument("--to", choices=WD_CONVENTIONS, required=True, help="the convention to convert to")
+    p.add_argument("--lr", type=POSITIVE, required=True, help="the learning rate, > 0 (required)")
+    p.add_argument("--wd", type=NONNEGATIVE, required=True, help="the weight decay to convert, >= 0 (required)")
+    p.add_argument("--from", dest="from_", choices=WD_CONVENTIONS, required=True, help="its convention (required)")
+    p.add_argument("--to", choices=WD_CONVENTIONS, required=True, help="the convention to convert to (required)")
     p.add_argument("--peak-lr", type=POSITIVE, default=None,
                    help="adamc: the schedule's peak learning rate, > 0 (default --lr)")
     p.set_defaults(run=_wd_convert)
@@ -356,7 +357,10 @@ def _table(values, notes):
             lines.append(f"{key:28s} {inner}")
         else:
             lines.append(f"{key:28s} {'n/a' if value is None else format(value, '.6g')}")
-    lines.extend(f"  note: {note}" for note in notes)
+    for note in notes:
+        # wrapped for an 80-column terminal
+        lines.append(textwrap.fill(note, width=78, initial_indent="  note: ", subsequent_indent="        ",
+                                   break_on_hyphens=False))
     return "\n".join(lines)
 
 

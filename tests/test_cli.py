@@ -100,6 +100,9 @@ def test_weight_rms_other_optimizers(extra, stationary):
     keep = (1 - 1e-3) ** 6000
     assert out["final_rms"] == pytest.approx(np.sqrt(keep * 0.05**2 + (1 - keep) * w**2), rel=1e-12)
     assert 0 < out["angular_update"] < 0.1
+    if "lion" in extra:
+        assert out["stationary_rms_kosson"] == pytest.approx(
+            float(theory.lion_weight_rms(1e-3, 1.0, 0.9, 0.99, method="kosson")), rel=1e-12)
 
 
 def test_wd_convert_fields():

@@ -222,6 +222,11 @@ def _weight_rms(args):
     if args.optimizer == "adamw":
         notes.append("stationary_rms: the mean field kept exact in beta3 (Wen et al.'s form); simulated Adam sits "
                      "slightly lower, by its long-run update variance (weight-RMS chapter)")
+    if args.optimizer == "lion":
+        values["stationary_rms_kosson"] = float(theory.lion_weight_rms(args.lr, args.wd, args.beta1, args.beta2,
+                                                                       method="kosson"))
+        notes.append("lion: no mean-field form; stationary_rms is the arcsine law (exact for Gaussian noise), "
+                     "stationary_rms_kosson Kosson et al.'s linearised norm (beyond-adamw chapter)")
     if args.steps is not None:
         lr_t = _lr_schedule(args)
         if args.optimizer == "adamw":
@@ -233,6 +238,8 @@ def _weight_rms(args):
             # (up to the momentum's start-up)
             keep = (1.0 - args.lr * args.wd) ** (2 * args.steps)
             final = np.sqrt(keep * args.theta0_rms**2 + (1.0 - keep) * best**2)
+            notes.append("final_rms: the start forgotten as (1 - lr wd)^(2 steps), the updates taken as "
+                         "stationary from step 1 (the momentum's start-up is left out)")
         values["final_rms"] = float(final)
         notes.append(f"final_rms after {args.steps} steps of a {args.schedule} schedule from theta0_rms = "
                      f"{args.theta0_rms:g}")

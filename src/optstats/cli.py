@@ -184,7 +184,7 @@ def _stationary(args):
     lr, wd, b1 = args.lr, args.wd, args.beta1
     if args.optimizer == "adamw":
         best = theory.adamw_weight_rms(lr, wd, beta1=b1, method="exact-sums")
-        return best, theory.adamw_weight_rms(lr, wd, beta1=b1), np.sqrt((1 - b1) / (1 + b1))
+        return best, theory.adamw_weight_rms(lr, wd, beta1=b1), theory.adam_update_rms(b1)
     if args.optimizer == "signsgdm":
         best = theory.signsgdmw_weight_rms(lr, wd, b1, method="arcsine")
         return best, theory.signsgdmw_weight_rms(lr, wd, b1), 1.0
@@ -234,10 +234,11 @@ def _weight_rms(args):
             final = theory.weight_rms_schedule(lr_t, args.wd, theta0_rms=args.theta0_rms, method="kernel",
                                                beta1=args.beta1)[-1]
         else:
-            # updates independent of the weights: the start is forgotten as beta3^(2t) exactly
-            # (up to the momentum's start-up)
-            keep = (1.0 - args.lr * args.wd) ** (2 * args.steps)
-            final = np.sqrt(keep * args.theta0_rms**2 + (1.0 - keep) * best**2)
+            # updates independent of the weights: the discrete sum with the rule's long-run
+            # variance, the one that gives its stationary RMS (weight-RMS chapter, eq. long-run)
+            variance = best**2 * (1.0 - (1.0 - args.lr * args.wd) ** 2) / args.lr**2
+            final = theory.weight_rms_schedule(lr_t, args.wd, theta0_rms=args.theta0_rms, method="sum",
+                                               long_run_variance=variance)[-1]
             notes.append("final_rms: the start forgotten as (1 - lr wd)^(2 steps), the updates taken as "
                          "stationary from step 1 (the momentum's start-up is left out)")
         values["final_rms"] = float(final)
@@ -332,14 +333,17 @@ def build_parser():
                    help="Muon's weight shape, N = fan-out, M = fan-in (required with --optimizer muon)")
     p.add_argument("--schedule", choices=SCHEDULES, default="constant",
                    help="learning-rate schedule from the peak --lr (default constant)")
-    p.add_argument("--steps", type=_whole(1), default=None, help="length of the run in steps, >= 1 (default: none, and only the equilibrium is given)")
+    p.add_argument("--steps", type=_whole(1), default=None,
+                   help="length of the run in steps, >= 1 (default: none, and only the equilibrium is given)")
     p.add_argument("--warmup", type=_whole(0), default=0, help="wsd: warmup steps, >= 0 (default 0)")
-    p.add_argument("--decay-start", type=_whole(0), default=None, help="wsd: the step the decay starts, in [--warmup, --steps) (required with wsd)")
+    p.add_argument("--decay-start", type=_whole(0), default=None,
+                   help="wsd: the step the decay starts, in [--warmup, --steps) (required with wsd)")
     p.add_argument("--floor", type=_in(0.0, 1.0, high_open=False), default=0.0,
                    help="final learning rate as a fraction of the peak, in [0, 1] (default 0)")
     p.add_argument("--theta0-rms", type=NONNEGATIVE, default=0.0,
                    help="RMS of the initial weights, >= 0 (default 0)")
-    p.add_argument("--steps-per-epoch", type=_whole(1), default=None, help="steps per epoch, >= 1, to give the timescale in epochs too (default: none)")
+    p.add_argument("--steps-per-epoch", type=_whole(1), default=None,
+                   help="steps per epoch, >= 1, to give the timescale in epochs too (default: none)")
     p.set_defaults(run=_weight_rms)
 
     p = add("wd-convert", "convert a weight decay between PyTorch's, independent and AdamC's conventions")

@@ -256,7 +256,7 @@ def snr_from_update_rms(rms, beta1, beta2=None, *, method="mean-field"):
     def gap(snr):
         return float(adam_update_rms(beta1, beta2, snr, method="exact")) - rms
 
-    floor = gap(0.0) + rms
+    floor = float(adam_update_rms(beta1, beta2, 0.0, method="exact"))
     if rms < floor:
         raise ValueError(
             f"rms={rms!r} is below Adam's exact pure-noise update RMS {floor:.4f} at beta1={beta1!r}, "

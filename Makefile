@@ -20,7 +20,7 @@ PARALLEL := -n 2 --dist loadfile
 include tests/numerics.env
 export $(shell sed -n 's/^\([A-Z_]*\)=.*/\1/p' tests/numerics.env)
 
-.PHONY: book test unit nbval book-strict browser notebooks lab bench clean setup
+.PHONY: book test unit nbval book-strict browser notebooks runs test-portable lab bench clean setup
 
 setup: $(STAMP)
 
@@ -53,6 +53,12 @@ book-strict: $(STAMP)
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "The book: $(abspath $(HTML))"
 
+## make test-portable: the torch tests and every chapter again under other
+## float kernels (torch's scalar paths, torch unpinned, no pins at all), and
+## under each a planted error that must be caught (tests/portable.py)
+test-portable: $(STAMP)
+	$(BIN)/python tests/portable.py
+
 # needs the build above; screenshots of every page go to _build/screenshots/
 browser: $(STAMP)
 	$(PYTEST) -rs tests/browser
@@ -60,6 +66,12 @@ browser: $(STAMP)
 ## make notebooks: re-execute every chapter in place (the only way outputs are made)
 notebooks: $(STAMP)
 	$(BIN)/python tests/execute_notebooks.py book/*.ipynb
+
+## make runs: train the real-network chapter's runs and store what they
+## measured in book/data/real-network/ (the only way those data are made;
+## then `make notebooks` re-runs the chapter's analysis on them)
+runs: $(STAMP)
+	$(BIN)/python -m optstats.network book/data/real-network
 
 # As root (most containers) Jupyter refuses to start without --allow-root;
 # LAB_FLAGS adds more, e.g. `make lab LAB_FLAGS="--no-browser --port 8899"`.

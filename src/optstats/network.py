@@ -23,18 +23,21 @@ Design decisions, each for a reason the chapter states:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing
+import os
+import platform
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from . import _validate, schedules
-from .probe import FIELDS, AdamWatch
+from . import _validate, runs, schedules
+from .probe import AdamWatch
+from .runs import FIELDS, Config, Run  # noqa: F401  (Config and Run are part of this module's API)
 
 #: rows of an image (the tokens) and pixels per row (a token's features)
 ROWS = PIXELS = 8
@@ -108,98 +111,6 @@ def decayed(parameter) -> bool:
     return parameter.ndim >= 2
 
 
-@dataclass(frozen=True)
-class Config:
-    """One training run. Steps are counted from 1; the learning rate follows
-    ``schedules.wsd`` (linear warm-up to ``lr`` at step ``warmup``, constant
-    to ``decay_start``, linear to 0 at ``steps``). Lag statistics of the
-    normalised gradient are collected on steps ``window[0] < t <= window[1]``
-    for lags 1..``lags``; the weights are saved after the steps in
-    ``snapshots``."""
-
-    steps: int = 2600
-    warmup: int = 100
-    decay_start: int = 2000
-    lr: float = 3e-3
-    wd: float = 1.0
-    betas: tuple = (0.9, 0.95)
-    eps: float = 1e-8
-    batch_size: int = 32
-    width: int = 32
-    heads: int = 2
-    seed: int = 0
-    window: tuple = (1400, 2000)
-    lags: int = 32
-    snapshots: tuple = ()
-
-    def __post_init__(self):
-        _validate.count("steps", self.steps)
-        _validate.count("batch_size", self.batch_size)
-        _validate.count("lags", self.lags)
-        _validate.scalar(_validate.positive, "lr", self.lr)
-        _validate.scalar(_validate.nonnegative, "wd", self.wd)
-        _validate.scalar(_validate.nonnegative, "eps", self.eps)
-        for i, beta in enumerate(self.betas):
-            _validate.scalar(_validate.beta, f"betas[{i}]", beta)
-        if self.lr * self.wd >= 1:
-            raise ValueError(f"lr * wd must be < 1 (the decay per step), got {self.lr * self.wd!r}")
-        start, stop = self.window
-        if not 0 <= start < stop <= self.steps:
-            raise ValueError(f"window must satisfy 0 <= start < stop <= steps={self.steps}, got {self.window}")
-        if start < self.warmup + self.lags:
-            raise ValueError(
-                f"window must start at least lags={self.lags} steps after the warm-up (step {self.warmup}), "
-                f"got {self.window}"
-            )
-        for s in self.snapshots:
-            if not 1 <= s <= self.steps:
-                raise ValueError(f"snapshots must lie in [1, steps={self.steps}], got {s}")
-        schedules.wsd(self.steps, self.lr, self.warmup, self.decay_start)  # checks the schedule
-
-
-@dataclass
-class Run:
-    """What :func:`train` measured. ``fields[f]`` is a (steps, tensors) float64
-    array of the probe's field ``f`` at every step; ``lag_products`` is a
-    (window steps, tensors, lags + 5) array whose last axis holds, per step t
-    and tensor, h_t . h_t, h_t . h_{t-k} for k = 1..lags,
-    sum_k beta1^k h_t . h_{t-k} and sum_k beta3^k h_t . h_{t-k} over all lags
-    since the warm-up, then u_t . u_t and sum_k beta3^k u_t . u_{t-k}, where
-    h = g / (sqrt(vhat) + eps) is the gradient as Adam normalises it, u is
-    Adam's update and beta3 = 1 - lr wd at the peak learning rate."""
-
-    config: Config
-    names: tuple
-    sizes: tuple
-    decayed: np.ndarray
-    lr: np.ndarray
-    loss: np.ndarray
-    fields: dict
-    lag_products: np.ndarray
-    snapshots: dict = field(default_factory=dict)
-    test_accuracy: float = math.nan
-
-    def equilibrium(self) -> dict:
-        """Means over the window's steps (start < t <= stop), one entry per tensor:
-        the probe's fields, and from the lag products the power C(0) = E[h^2]
-        per coordinate, the lag correlations rho(k) = C(k)/C(0) (k = 1..lags,
-        shape (tensors, lags)) and the lag sums A(beta1), A(beta3) of
-        ``theory.correlated``; and the same power and beta3 lag sum of the
-        update u itself (``update_power``, ``update_lag_sum_beta3``)."""
-        start, stop = self.config.window
-        out = {f: np.nanmean(self.fields[f][start:stop], axis=0) for f in FIELDS}
-        products = self.lag_products.mean(axis=0)
-        c0 = products[:, 0]
-        out["power"] = c0 / np.array(self.sizes)
-        lags = self.config.lags
-        out["lag_correlation"] = products[:, 1:lags + 1] / c0[:, None]
-        out["lag_sum_beta1"] = products[:, lags + 1] / c0
-        out["lag_sum_beta3"] = products[:, lags + 2] / c0
-        out["update_power"] = products[:, lags + 3] / np.array(self.sizes)
-        out["update_lag_sum_beta3"] = products[:, lags + 4] / products[:, lags + 3]
-        return out
-
-
 def model(config: Config) -> RowTransformer:
     """The network of ``config``, initialised from its seed."""
     torch.manual_seed(config.seed)
@@ -248,6 +159,8 @@ def train(config: Config = Config()) -> Run:
     named = list(trainer.model.named_parameters())
     names = tuple(n for n, _ in named)
     sizes = tuple(p.numel() for _, p in named)
+    with torch.no_grad():
+        init_rms = np.array([p.double().pow(2).mean().sqrt().item() for _, p in named])
     fields = {f: np.full((config.steps, len(names)), np.nan) for f in FIELDS}
     loss = np.empty(config.steps)
     lags = _LagProducts(config, sizes)
@@ -266,22 +179,93 @@ def train(config: Config = Config()) -> Run:
         if t in config.snapshots:
             snapshots[t] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
     return Run(config, names, sizes, np.array([decayed(p) for _, p in named]), trainer.lr, loss,
-               fields, lags.table(), snapshots, trainer.test_accuracy())
+               fields, lags.table(), init_rms, snapshots,
+               cos_theta_grad=cos_theta_grad(trainer.model, trainer.x[:256], trainer.y[:256]),
+               test_accuracy=trainer.test_accuracy())
 
 
-def train_many(configs, processes: int = 2) -> list:
-    """:func:`train` for each config, in ``processes`` fresh processes side by
-    side (``spawn``: no state is shared with the caller). Every run is
-    single-threaded and deterministic, so the results are those of a serial
-    loop, in the order of ``configs``; the chapter uses this to train its
-    seeds on both cores of the book's machine."""
+def cos_theta_grad(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """cos(theta, g) of every parameter tensor, g the gradient of the mean
+    loss on (x, y): zero up to rounding for a scale-invariant tensor, whose
+    gradient is orthogonal to its weights. Leaves the model's gradients as
+    they were."""
+    params = [p for _, p in net.named_parameters()]
+    grads = torch.autograd.grad(F.cross_entropy(net(x), y), params)
+    return np.array([
+        F.cosine_similarity(p.detach().flatten().double(), g.flatten().double(), dim=0).item()
+        for p, g in zip(params, grads)
+    ])
+
+
+def train_measured(config: Config) -> Run:
+    """:func:`train`, then the exact minibatch SNR (:func:`gradient_snr`) at
+    every snapshot; the weights themselves are dropped (a stored run keeps
+    what was measured on them, not them)."""
+    run = train(config)
+    run.snr = {step: gradient_snr(state, config) for step, state in run.snapshots.items()}
+    run.snapshots = {}
+    return run
+
+
+def train_many(configs, processes: int = 2, *, measure: bool = False) -> list:
+    """:func:`train` (or with ``measure``, :func:`train_measured`) for each
+    config, in ``processes`` fresh processes side by side (``spawn``: no state
+    is shared with the caller). Every run is single-threaded and
+    deterministic, so the results are those of a serial loop, in the order
+    of ``configs``."""
     processes = _validate.count("processes", processes)
     configs = list(configs)
+    work = train_measured if measure else train
     if processes == 1:
-        return [train(c) for c in configs]
+        return [work(c) for c in configs]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        return list(pool.map(train, configs))
+        return list(pool.map(work, configs))
+
+
+#: the real-network chapter's runs: AdamW at beta = (0.9, 0.95) through a
+#: warm-up, a constant phase of 3.6 memories 1/(lr wd) and a decay ("main"),
+#: and beta1 = 0.6 over a constant phase only; every seed keeps its weights
+#: every 100 steps for the SNR measured on them
+MAIN = Config(steps=1600, warmup=100, decay_start=1300, lr=3e-3, wd=1.5, betas=(0.9, 0.95), batch_size=32,
+              window=(900, 1300), snapshots=tuple(range(100, 1601, 100)))
+ALT = dataclasses.replace(MAIN, betas=(0.6, 0.95), steps=500, decay_start=450, window=(200, 450),
+                          snapshots=())
+#: independent replicas of the whole experiment (initialisation, data split,
+#: minibatch order): their spread is every error bar of the chapter, and the
+#: tolerance of the re-run check (tests/test_stored_runs.py)
+SEEDS = tuple(range(16))
+#: where ``make runs`` writes the chapter's runs, relative to the repository
+DATA = os.path.join("book", "data", "real-network")
+
+
+def chapter_configs() -> dict:
+    """{label: [Config per seed]} of the real-network chapter's experiment."""
+    return {label: [dataclasses.replace(base, seed=s) for s in SEEDS]
+            for label, base in (("main", MAIN), ("beta1-0.6", ALT))}
+
+
+def provenance() -> dict:
+    """What made a stored run: versions and the kernels torch was told to use."""
+    keys = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "NPY_DISABLE_CPU_FEATURES")
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
+        "environment": {k: os.environ.get(k) for k in keys},
+    }
+
+
+def make_runs(directory: str = DATA, processes: int = 2) -> None:
+    """Train the chapter's experiment (:func:`chapter_configs`) and store it
+    with :func:`optstats.runs.save`: ``make runs``, the only way the chapter's
+    data are made."""
+    experiment = chapter_configs()
+    flat = [c for configs in experiment.values() for c in configs]
+    done = iter(train_many(flat, processes, measure=True))
+    runs.save(directory, {label: [next(done) for _ in configs] for label, configs in experiment.items()},
+              provenance())
 
 
 class _LagProducts:
@@ -376,3 +360,9 @@ def gradient_snr(state: dict, config: Config, batch_size: int | None = None, chu
         variance = square[k].sum() / n - mean @ mean
         out[k] = float(mean @ mean / (variance / batch_size))
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    make_runs(*sys.argv[1:2])

@@ -1,0 +1,98 @@
+"""The real-network chapter's stored runs are what today's code trains, here.
+
+The chapter analyses runs that ``make runs`` trained once and stored
+(``optstats.runs``): its digits are then the same on every machine, and nbval
+compares them. What a different CPU or a change to the training code moves is
+checked here instead: the stored experiment must be the one the code defines,
+and seed 0 re-trained now, on this machine's kernels, must fall within the
+spread of the other stored seeds, statistic by statistic and tensor by tensor.
+A re-run on other kernels is another draw of the training's chaos (the same
+initialisation and minibatch order, so closer to seed 0 than a new seed is);
+a changed factor in the training (the weight decay, a beta, the learning
+rate) moves it by many of the seeds' standard deviations.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from scipy import stats as scipy_stats  # noqa: E402
+
+from optstats import network, runs  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / network.DATA
+#: the per-tensor equilibrium statistics compared; the chapter's claims rest on these
+STATISTICS = ("update_rms", "weight_rms", "momentum_ratio", "cos_theta_u", "angle", "grad_norm",
+              "power", "lag_sum_beta1", "lag_sum_beta3")
+#: a correct code fails the re-run check with probability at most FAMILY_ALPHA
+#: on a machine (Bonferroni over every comparison of both runs, which is
+#: conservative here: the statistics of one run are positively correlated)
+FAMILY_ALPHA = 1e-3
+
+
+@pytest.fixture(scope="module")
+def stored():
+    return runs.load(DATA)
+
+
+def test_stored_experiment_is_the_one_the_code_defines(stored):
+    configs = network.chapter_configs()
+    assert list(stored) == list(configs)
+    for label, want in configs.items():
+        assert [r.config for r in stored[label]] == want, f"{label}: run `make runs` after changing the configs"
+    named = list(network.model(network.MAIN).named_parameters())
+    for run in (r for label in stored.values() for r in label):
+        assert run.names == tuple(n for n, _ in named)
+        assert run.sizes == tuple(p.numel() for _, p in named)
+        assert run.fields["update_rms"].shape == (run.config.steps, len(run.names))
+        assert set(run.snr) == set(run.config.snapshots)
+        start, stop = run.config.window
+        assert run.lag_products.shape == ((stop - start) // runs.LAG_BLOCK, len(run.names), run.config.lags + 5)
+
+
+def summary(run) -> dict:
+    """The statistics compared: the equilibrium means per tensor, the window's
+    mean loss, the test accuracy, the final weight RMS (through the decay) and
+    the SNR at the snapshots inside the window."""
+    eq = run.equilibrium()
+    out = {s: eq[s] for s in STATISTICS}
+    out["lag_correlation_1"] = eq["lag_correlation"][:, 0]
+    start, stop = run.config.window
+    out["window_loss"] = np.array([run.loss[start:stop].mean()])
+    out["test_accuracy"] = np.array([run.test_accuracy])
+    out["final_weight_rms"] = run.fields["weight_rms"][-1]
+    inside = [s for s in run.config.snapshots if start < s <= stop]
+    if inside:
+        out["snr"] = np.mean([[run.snr[s][n] for n in run.names] for s in inside], axis=0)
+    return out
+
+
+def prediction_z(new: dict, reference: list) -> dict:
+    """(new - mean) / (s sqrt(1 + 1/n)) per statistic and entry, the
+    reference being n independent runs: Student's t with n - 1 degrees of
+    freedom when the new run is one more draw of the same distribution."""
+    out = {}
+    n = len(reference)
+    for key, value in new.items():
+        ref = np.stack([r[key] for r in reference])
+        spread = ref.std(axis=0, ddof=1) * np.sqrt(1 + 1 / n)
+        out[key] = (value - ref.mean(axis=0)) / spread
+    return out
+
+
+@pytest.mark.parametrize("label", ["main", "beta1-0.6"])
+def test_a_rerun_here_falls_within_the_stored_seeds_spread(stored, label):
+    seeds = stored[label]
+    assert seeds[0].config.seed == 0
+    reference = [summary(r) for r in seeds[1:]]  # seed 0 is what is re-run
+    fresh = network.train_measured(seeds[0].config)
+    z = prediction_z(summary(fresh), reference)
+    comparisons = sum(v.size for v in z.values()) * 2  # both labels
+    bound = scipy_stats.t.ppf(1 - FAMILY_ALPHA / comparisons / 2, len(reference) - 1)
+    worst = {key: float(np.max(np.abs(v))) for key, v in z.items()}
+    failed = {key: round(w, 1) for key, w in worst.items() if not w <= bound}
+    assert not failed, f"|z| above {bound:.1f} (seed spread, Bonferroni at {FAMILY_ALPHA}): {failed}"

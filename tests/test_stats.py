@@ -31,8 +31,10 @@ def test_sqrt_is_the_delta_method():
     assert est.dof == 9
 
 
-def test_format_shows_value_and_stderr():
-    assert format(stats.Estimate(0.22912, 0.00012), ".3g") == "0.229 ± 0.00012"
+def test_format_shows_value_and_95_percent_halfwidth():
+    # the book's one convention for "±": the half-width of the 95% interval
+    assert format(stats.Estimate(0.22912, 0.00012), ".3g") == "0.229 ± 0.000235"
+    assert format(stats.Estimate(1.0, 0.1, dof=9), ".3f") == "1.000 ± 0.226"
 
 
 def test_from_replicas_needs_two():

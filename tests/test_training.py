@@ -34,6 +34,24 @@ def test_sgd_loss_matches_closed_form():
     assert np.all(got.stderr == 0)
 
 
+def test_noise_scale_after_matches_closed_form_for_sgd():
+    lab = correlated_problem()
+    lam, vecs = np.linalg.eigh(lab.H)
+    e0 = vecs.T @ np.linalg.solve(lab.H, lab.g)
+    s = np.diag(vecs.T @ lab.Sigma @ vecs)
+    lr, b, k = np.array([0.05, 0.3]), np.array([2.0, 50.0]), 37
+    got = training.noise_scale_after(lab, optimizers.SGDM(0.0), b, lr, k)
+    r = 1.0 - lr[:, None] * lam
+    var = lr[:, None] ** 2 * s * (1 - r ** (2 * k)) / (1 - r**2)
+    ghg = (lam**3 * (r**k * e0) ** 2).sum(-1)[:, None] + (lam**3 * var).sum(-1)[:, None] / b
+    np.testing.assert_allclose(got, np.trace(lab.H @ lab.Sigma) / ghg, rtol=1e-12)
+    # a vanishing step leaves w_0, whose noise scale is the lab's
+    tiny = training.noise_scale_after(lab, optimizers.SGDM(0.9), 10.0, 1e-12, 1)
+    np.testing.assert_allclose(tiny, lab.b_noise, rtol=1e-9)
+    with pytest.raises(ValueError, match="method='exact'"):
+        training.noise_scale_after(lab, optimizers.Adam(0.9, 0.95), 10.0, 0.1, 5)
+
+
 @pytest.mark.parametrize("beta1", [0.0, 0.9])
 def test_one_step_from_stationary_momentum_is_the_one_step_law(beta1):
     for lab in (problem_d(), correlated_problem()):

@@ -22,6 +22,8 @@ class Estimate:
     ``value`` and ``stderr`` are floats or arrays of one shape. ``dof`` is the
     number of degrees of freedom of the stderr (groups - 1); the 95% interval
     uses Student's t with that many, or the normal quantile when ``dof`` is None.
+    Formatted (``f"{est:.4f}"``) it prints ``value ± half-width of the 95%
+    interval``: the book's one meaning of "±" (``book/notation.md``).
     """
 
     value: np.ndarray | float
@@ -68,7 +70,7 @@ class Estimate:
         v, s = np.asarray(self.value), np.asarray(self.stderr)
         if v.ndim:
             return "[" + ", ".join(format(self[i], spec) for i in range(v.shape[0])) + "]"
-        return f"{format(float(v), spec)} ± {format(float(s), spec)}"
+        return f"{format(float(v), spec)} ± {format(float(self.halfwidth95), spec)}"
 
     def __str__(self) -> str:
         return format(self)

@@ -118,8 +118,12 @@ class _LinearGaussian:
         # Cov[m_0] = kappa Sigma / B at the stationary start, zero otherwise
         self.pmm0 = (1.0 - self.beta1) / (1.0 + self.beta1) if stationary else 0.0
 
-    def parts(self, lr, horizons):
-        """(mean_part, noise_part), each of shape (len(horizons), *lr.shape)."""
+    def parts(self, lr, horizons, power=1):
+        """(mean_part, noise_part), each of shape (len(horizons), *lr.shape).
+
+        1/2 sum_i lam_i^power (E[e_i]^2, Var[e_i] B): power 1 gives the
+        loss, power 3 half of E[G^T H G] for the true gradient G = H e.
+        """
         b, c = self.beta1, 1.0 - self.beta1
         lr = np.asarray(lr, dtype=float)[..., None]
         lam = self.lam
@@ -137,11 +141,12 @@ class _LinearGaussian:
         wanted = {int(k): i for i, k in enumerate(horizons)}
         # a learning rate beyond stability overflows to inf / nan: that is its loss
         with np.errstate(over="ignore", invalid="ignore"):
-            self._run(a11, a12, a21, a22, b1, b2, me, mm, pee, pem, pmm, wanted, out_mean, out_noise)
+            self._run(a11, a12, a21, a22, b1, b2, me, mm, pee, pem, pmm, wanted, out_mean, out_noise, power)
         return out_mean, out_noise
 
-    def _run(self, a11, a12, a21, a22, b1, b2, me, mm, pee, pem, pmm, wanted, out_mean, out_noise):
-        lam, lam_s = self.lam, self.lam * self.s
+    def _run(self, a11, a12, a21, a22, b1, b2, me, mm, pee, pem, pmm, wanted, out_mean, out_noise, power):
+        lam = self.lam**power
+        lam_s = lam * self.s
         # the covariance update's coefficients, computed once
         ee = (a11**2, 2 * a11 * a12, a12**2, b1**2)
         em = (a11 * a21, a11 * a22 + a12 * a21, a12 * a22, b1 * b2)
@@ -262,6 +267,28 @@ def training_loss(lab, rule, batch_size, lr, steps, *, rng=None, momentum_start=
         value, stderr, dof = est.value, est.stderr, est.dof
     shape = (*(() if scalar else np.shape(steps)), *lrs.shape, *b.shape)
     return Estimate(value.reshape(shape), np.asarray(stderr).reshape(shape), dof)
+
+
+def noise_scale_after(lab, rule, batch_size, lr, steps, *, momentum_start="zero"):
+    """McCandlish et al.'s noise scale tr(H Sigma) / E[G^T H G] at w_K, exactly.
+
+    G = H (w_K - w*) is the true gradient after K = ``steps`` steps of SGD or
+    SGDM (``optimizers.SGDM``) at constant ``lr``; the expectation is over the
+    minibatch noise of the run, propagated exactly as in :func:`training_loss`
+    (E[G^T H G] = sum_i lam_i^3 (E[e_i]^2 + Var[e_i]) in the eigenbasis).
+    Shape as :func:`training_loss`'s; the gradient noise scale at the start is
+    ``lab.b_noise``.
+    """
+    _check(lab, rule, momentum_start, "exact")
+    horizons, scalar = _horizons(steps)
+    b = _validate.at_least_one("batch_size", batch_size)
+    lrs = _validate.positive("lr", lr)
+    mean, noise = _LinearGaussian(lab, rule.beta1, momentum_start).parts(lrs.reshape(-1, 1), horizons, power=3)
+    # a diverged run (lr beyond stability) has G unbounded: noise scale 0
+    ghg = _finite(2.0 * (mean + noise / b.ravel()))
+    value = float(np.trace(lab.H @ lab.Sigma)) / ghg
+    shape = (*(() if scalar else np.shape(steps)), *lrs.shape, *b.shape)
+    return value.reshape(shape)
 
 
 def _natural_lr(lab, rule):

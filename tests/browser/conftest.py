@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from pagecheck import is_local
+from pagecheck import PHONE, is_local
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "_build" / "html"
@@ -76,14 +76,44 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def context(browser):
-    # A desktop reader's window: the theme shows its sidebars at this width.
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+#: page -> the share of its height that is visible code (filled by test_html)
+CODE_SHARE: dict[str, float] = {}
+#: what the book aims for: at most a third of a page is code a reader sees
+CODE_SHARE_AIM = 1 / 3
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not CODE_SHARE:
+        return
+    lines = [f"{share:6.1%}  {name}" + ("  (above the aim)" if share > CODE_SHARE_AIM else "")
+             for name, share in sorted(CODE_SHARE.items(), key=lambda kv: -kv[1])]
+    terminalreporter.write_sep("-", f"visible code, share of the page height (aim: at most {CODE_SHARE_AIM:.0%})")
+    for line in lines:
+        terminalreporter.write_line(line)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "code-share.txt").write_text("\n".join(lines) + "\n")
+
+
+def _offline(ctx):
     # Nothing may leave the machine: requests elsewhere are recorded, then refused.
     ctx.route(
         "**/*",
         lambda route: route.continue_() if is_local(route.request.url) else route.abort(),
     )
+
+
+@pytest.fixture
+def phone(browser):
+    ctx = browser.new_context(viewport=PHONE, device_scale_factor=3, is_mobile=True)
+    _offline(ctx)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def context(browser):
+    # A desktop reader's window: the theme shows its sidebars at this width.
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    _offline(ctx)
     yield ctx
     ctx.close()

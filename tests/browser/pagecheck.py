@@ -50,7 +50,29 @@ MATH_STATE_JS = """() => ({
 IMAGES_JS = """() => Array.from(document.images).map(img => ({
   src: img.getAttribute('src'),
   ok: img.complete && img.naturalWidth > 0 && img.naturalHeight > 0,
+  alt: img.getAttribute('alt') || '',
+  figure: !!img.closest('div.cell_output, figure'),
+  natural: img.naturalWidth,
+  shown: img.getBoundingClientRect().width,
 }))"""
+
+#: a figure's pixels per displayed pixel, at least: 2 for high-density
+#: screens (a figure may also be shown narrower than it was drawn)
+FIGURE_DENSITY = 2.0
+#: an alt text that is a file name or path says nothing of what a figure shows
+PATH_ALT = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|svg|gif)$|_images/", re.IGNORECASE)
+
+#: the share of the article's height taken by code a reader sees (visible
+#: input cells), measured at the desktop width
+CODE_SHARE_JS = """() => {
+  const article = document.querySelector('article') || document.body;
+  let code = 0;
+  for (const el of article.querySelectorAll('div.cell_input')) {
+    if (el.offsetParent !== null) code += el.getBoundingClientRect().height;
+  }
+  const total = article.getBoundingClientRect().height;
+  return total > 0 ? code / total : 0;
+}"""
 
 LINKS_JS = """() => Array.from(document.querySelectorAll('a[href]'))
     .map(a => a.href)"""
@@ -59,7 +81,7 @@ LINKS_JS = """() => Array.from(document.querySelectorAll('a[href]'))
 #: a display equation, a visible code block or a cell output whose content is
 #: wider than its box (scrollWidth > clientWidth), or whose box sticks out of
 #: the article's text column. Hidden elements (collapsed cells) have no box.
-WIDE_JS = """() => {
+WIDE_JS = """(prose_only) => {
   const article = document.querySelector('article') || document.body;
   const right = article.getBoundingClientRect().right;
   const kinds = [
@@ -67,6 +89,12 @@ WIDE_JS = """() => {
     ['code block', 'div.cell_input pre, div.highlight pre'],
     ['output', 'div.cell_output pre, div.cell_output .output'],
   ];
+  // a table: wider than its (scrolling) container, or than the column
+  const tables = [];
+  for (const el of document.querySelectorAll('article table')) {
+    if (el.offsetParent === null) continue;
+    if (!prose_only || !el.closest('div.cell_output')) tables.push(el);
+  }
   const wide = [];
   for (const [kind, selector] of kinds) {
     for (const el of document.querySelectorAll(selector)) {
@@ -80,6 +108,16 @@ WIDE_JS = """() => {
       }
     }
   }
+  for (const el of tables) {
+    const box = el.getBoundingClientRect();
+    const holder = el.parentElement;
+    const over = Math.max(el.scrollWidth - holder.clientWidth, box.right - right);
+    if (over > 2) {
+      const text = (el.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 60);
+      wide.push(`table ${Math.round(over)}px wider than its column: ${text}`);
+    }
+  }
+  if (prose_only) return wide.filter(w => w.startsWith('table'));
   return wide;
 }"""
 
@@ -98,6 +136,7 @@ class PageReport:
     links: list[str] = field(default_factory=list)
     math_count: int = 0
     image_count: int = 0
+    code_share: float = 0.0
 
 
 def is_local(url: str) -> bool:
@@ -192,8 +231,17 @@ def check_page(context, url: str, *, screenshot: Path | None = None) -> PageRepo
         images = page.evaluate(IMAGES_JS)
         report.image_count = len(images)
         errors += [f"image not loaded: {img['src']}" for img in images if not img["ok"]]
+        for img in images:
+            if not (img["ok"] and img["figure"]):
+                continue
+            if not img["alt"].strip() or PATH_ALT.search(img["alt"].strip()):
+                errors.append(f"figure without an alt text saying what it shows: {img['src']} (alt {img['alt']!r})")
+            if img["natural"] < FIGURE_DENSITY * img["shown"] - 1:
+                errors.append(f"figure drawn at {img['natural'] / img['shown']:.2f}x its displayed width, "
+                              f"below {FIGURE_DENSITY}x: {img['src']}")
 
-        errors += page.evaluate(WIDE_JS)
+        errors += page.evaluate(WIDE_JS, False)
+        report.code_share = page.evaluate(CODE_SHARE_JS)
         errors += [f"bare repr in an output: {t!r}" for t in page.evaluate(BARE_REPR_JS)]
 
         report.links = page.evaluate(LINKS_JS)
@@ -206,3 +254,19 @@ def check_page(context, url: str, *, screenshot: Path | None = None) -> PageRepo
         f"request to another host: {u}" for u in report.requests if not is_local(u)
     ]
     return report
+
+
+#: a phone's viewport (CSS pixels)
+PHONE = {"width": 390, "height": 844}
+
+
+def prose_tables_too_wide(context, url: str) -> list[str]:
+    """At a phone's width (``context`` opened with :data:`PHONE`): the prose
+    tables (outside cell outputs) that do not fit the column. Numeric result
+    tables in outputs may scroll sideways on a phone."""
+    page = context.new_page()
+    try:
+        page.goto(url, wait_until="load")
+        return page.evaluate(WIDE_JS, True)
+    finally:
+        page.close()

@@ -8,8 +8,9 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT, SCREENSHOTS, SITE
-from pagecheck import broken_internal_links, check_page
+from PIL import Image
+from conftest import CODE_SHARE, ROOT, SCREENSHOTS, SITE
+from pagecheck import broken_internal_links, check_page, prose_tables_too_wide
 
 PAGES = sorted(
     p.relative_to(SITE).as_posix()
@@ -35,10 +36,18 @@ def test_site_has_pages():
 def test_page_renders_offline(name, site, base_url, context):
     shot = SCREENSHOTS / (name.removesuffix(".html").replace("/", "__") + ".png")
     report = check_page(context, base_url + name, screenshot=shot)
+    CODE_SHARE[name] = report.code_share
     problems = report.problems + [
         f"broken link: {link}" for link in broken_internal_links(report.links, base_url, site)
     ]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_prose_tables_fit_a_phone(name, base_url, phone):
+    # at 390 px the prose tables (errata, the intro's map, notation) read without sideways scrolling
+    wide = prose_tables_too_wide(phone, base_url + name)
+    assert not wide, "\n".join(wide)
 
 
 def test_root_redirects_to_the_landing_page(base_url, context):
@@ -89,6 +98,10 @@ def test_checks_catch_a_broken_page(site, base_url, context):
     anchor, a missing image, an outside request, a display equation and a code block wider than the
     text column, and a bare repr in an output: each must be reported."""
     real = (site / "book" / "notation.html").read_text()
+    # a real figure with its file name as alt, and shown at its drawn width (1x density)
+    figure = sorted(p.name for p in (site / "_images").glob("*.png"))[0]
+    with Image.open(site / "_images" / figure) as im:
+        size = im.width // 4
     broken = real.replace(
         "</article>",
         r'<p><span class="math notranslate nohighlight">\(\frac{1}{2}\notamacro\)</span></p>'
@@ -101,6 +114,9 @@ def test_checks_catch_a_broken_page(site, base_url, context):
         + r"\]</div>"
         '<div class="cell_input"><div class="highlight"><pre>' + "wide_code = 1" + " + 1" * 80 + "</pre></div></div>"
         '<div class="cell_output"><div class="output text_plain"><pre>True</pre></div></div>'
+        f'<div class="cell_output"><img src="../_images/{figure}" alt="{figure}" style="width:{size}px"></div>'
+        f'<div class="cell_output"><img src="../_images/{figure}" alt="a curve" style="width:{size * 4}px"></div>'
+        "<table><tr>" + "<td>a_wide_table_cell</td>" * 60 + "</tr></table>"
         "</article>",
         1,
     )
@@ -119,5 +135,8 @@ def test_checks_catch_a_broken_page(site, base_url, context):
         "request to another host: https://cdn.example.org/x.js",
         "display equation", "code block", "wider than its column: wide_code",
         "bare repr in an output: 'True'",
+        "table", "wider than its column: a_wide_table_cell",
+        f"figure without an alt text saying what it shows: ../_images/{figure}",
+        f"x its displayed width, below 2.0x: ../_images/{figure}",
     ):
         assert expected in text, f"{expected!r} not reported; got:\n{text}"

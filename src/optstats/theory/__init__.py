@@ -55,6 +55,7 @@ from .muon import (
     muon_scale_conventions,
     muon_update_rms,
     muon_weight_rms,
+    torch_muon_lr,
 )
 from .scale_invariant import (
     kosson_sgdm_angle,
@@ -101,6 +102,7 @@ __all__ = [
     "muon_scale_conventions",
     "muon_update_rms",
     "muon_weight_rms",
+    "torch_muon_lr",
     "optimal_lr_adam",
     "optimal_lr_sgdm",
     "optimal_lr_signsgdm",

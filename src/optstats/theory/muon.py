@@ -192,3 +192,23 @@ def muon_weight_rms(lr, wd, beta1, shape, *, method="matrix", pairs=None, seed=0
         series = 1.0 + 2.0 * np.sum(beta3**d * r, axis=0)
     out = muon_update_rms(shape) * np.sqrt(lr**2 / (1.0 - beta3**2) * series)
     return out[()] if out.ndim == 0 else out
+
+
+#: torch.optim.Muon's adjust_lr_fn values (torch 2.13, torch/optim/_muon.py,
+#: ``_adjust_lr``): None is "original"; the constructor refuses other names
+TORCH_ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
+
+
+def torch_muon_lr(lr, shape, adjust_lr_fn=None):
+    """The learning rate torch.optim.Muon steps by (its ``_adjust_lr``) for a
+    weight of ``shape`` = (A, B) = (rows, columns): lr sqrt(max(1, A/B)) for
+    ``None`` or ``"original"`` (Keller Jordan's), lr 0.2 sqrt(max(A, B)) for
+    ``"match_rms_adamw"`` (Moonlight's). torch decays by lr * weight_decay
+    with the lr *before* this adjustment (see :func:`torch_muon_weight_rms`)."""
+    if adjust_lr_fn not in TORCH_ADJUST_LR_FNS:
+        raise ValueError(f"adjust_lr_fn must be one of {TORCH_ADJUST_LR_FNS}, got {adjust_lr_fn!r}")
+    a, b = _shape(shape)
+    lr = _validate.nonnegative("lr", lr)
+    if adjust_lr_fn == "match_rms_adamw":
+        return lr * 0.2 * np.sqrt(max(a, b))
+    return lr * np.sqrt(max(1.0, a / b))

@@ -20,7 +20,7 @@ PARALLEL := -n 2 --dist loadfile
 include tests/numerics.env
 export $(shell sed -n 's/^\([A-Z_]*\)=.*/\1/p' tests/numerics.env)
 
-.PHONY: book test unit nbval book-strict browser notebooks runs test-portable lab bench clean setup
+.PHONY: book test unit nbval book-strict browser notebooks runs test-portable lab bench clean setup msign-table
 
 setup: $(STAMP)
 
@@ -83,6 +83,11 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+## make msign-table: regenerate the matrix arcsine law's table shipped with
+## the package (src/optstats/theory/msign_table.npz; about ten CPU-minutes)
+msign-table: $(STAMP)
+	$(BIN)/python -m optstats.theory.msign_table
 
 clean:
 	rm -rf _build .pytest_cache src/*.egg-info node_modules

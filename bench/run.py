@@ -18,7 +18,10 @@ Not a test: timings vary by machine. Reports, on this machine in one run:
 6. the cost of the PyTorch probe (AdamWatch.record) against a training step of
    the real-network chapter's model (target: under 25%);
 7. the wall time of every chapter run in a fresh kernel (target: under 60 s;
-   90 s for the real-network chapter, which trains PyTorch networks).
+   90 s for the real-network chapter, which trains PyTorch networks);
+8. the wall time of ``optstats weight-rms --optimizer muon`` and ``optstats
+   muon-scale --adam-lr`` as a user runs them (a fresh process each), over
+   shapes up to 16384 x 65536 (target: under 1 s each).
 
 The baselines' standard errors come from the spread over their (iid)
 coordinates, by the delta method for the square root.
@@ -127,6 +130,24 @@ def probe_cost(repeats=5, steps=100):
     return best_step, best_record
 
 
+#: the shapes the Muon calculator is timed at (fan-out, fan-in)
+MUON_SHAPES = [(64, 64), (1024, 1024), (768, 3072), (4096, 11008), (4096, 16384), (16384, 65536)]
+
+
+def muon_cli_cost():
+    """Wall seconds of a fresh ``optstats`` process per Muon question and shape."""
+    import subprocess
+
+    rows = []
+    for n, m in MUON_SHAPES:
+        for args in (["weight-rms", "--optimizer", "muon", "--lr", "0.02", "--wd", "0.1", "--shape", str(n), str(m)],
+                     ["muon-scale", "--shape", str(n), str(m), "--adam-lr", "3e-4"]):
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "optstats", *args], capture_output=True, text=True)
+            rows.append((args[0], n, m, time.perf_counter() - start, done.returncode))
+    return rows
+
+
 def main() -> int:
     print(f"numpy {np.__version__}; all times are CPU seconds of this process")
     ok = True
@@ -151,6 +172,10 @@ def main() -> int:
         ratio = t_step / t_draw
         ok &= ratio <= 2
         print(f"  {rule!r:70s} step {t_step * 1e9:5.1f} ns, Gaussian {t_draw * 1e9:5.1f} ns, ratio {ratio:.2f}")
+    print("\nThe Muon calculator: a fresh optstats process per question (wall time; target under 1 s each)")
+    for name, n, m, wall, rc in muon_cli_cost():
+        ok &= wall < 1.0 and rc == 0
+        print(f"  {name:11s} {n:6d} x {m:6d}  {wall:5.2f} s" + ("" if wall < 1.0 and rc == 0 else "  (NOT met)"))
     print("\nNoisy-quadratic lab: eta*(B) at 11 batch sizes in [1, 1e5], 95% interval within +-0.8% (problem D)")
     d = 8
     g = np.logspace(-1, 0, d) * np.tile([1.0, -1.0], d // 2)

@@ -66,9 +66,39 @@ def test_muon_scale_fields():
     # Moonlight's 0.2 sqrt(max(n, m)) gives an update RMS of exactly 0.2
     assert out["moonlight"]["update_rms"] == pytest.approx(0.2, rel=1e-12)
     assert out["keller_jordan"]["factor"] == pytest.approx(1.0)  # fan-out < fan-in
-    assert out["spectral"]["factor"] == pytest.approx(0.5)
+    # NeMo's names mean what NeMo's get_muon_scale_factor computes
+    assert out["nemo_unit_rms_norm"]["factor"] == pytest.approx(0.5)
+    assert out["nemo_spectral"]["factor"] == pytest.approx(64.0)
+    assert out["torch_match_rms_adamw"]["factor"] == pytest.approx(out["moonlight"]["factor"])
+    # keras's kernel is (fan-in, fan-out): its max(1, shape[0]/shape[1]) is fan-in / fan-out here
+    assert out["keras"]["factor"] == pytest.approx(2.0) and out["optax"]["factor"] == pytest.approx(1.0)
     one = answer("muon-scale", "--shape", 8, 2, "--convention", "keller-jordan")
     assert one["keller_jordan"]["factor"] == pytest.approx(2.0) and "moonlight" not in one
+
+
+def test_muon_scale_adam_lr():
+    out = answer("muon-scale", "--shape", 1024, 4096, "--adam-lr", 3e-4, "--wd", 0.1)
+    adam = out["adam_update_rms"]
+    for name in ("moonlight", "keller_jordan", "nemo_spectral"):
+        entry = out[name]
+        # lr * factor * msign has the RMS of AdamW's step at 3e-4
+        assert entry["lr_same_update_rms"] * entry["update_rms"] == pytest.approx(3e-4 * adam, rel=1e-12)
+    # the same angle per step as AdamW (3e-4, 0.1), Muon with Nesterov: one lr for all conventions
+    lr = out["lr_same_angular_update"]
+    adam_w = theory.adamw_weight_rms(3e-4, 0.1, beta1=0.9, method="exact-sums")
+    target = theory.angular_update(3e-4, 0.1, adam, adam_w, theory.cos_theta_u(3e-4, 0.1, adam, adam_w))
+    got = theory.muon_angular_update(lr, 0.1, 0.9, (1024, 4096), nesterov=True)
+    assert got == pytest.approx(target, rel=1e-9)
+
+
+def test_muon_scale_conv_shapes():
+    # Keller Jordan's muon_update flattens (out, in, kh, kw) to (out, in kh kw) and takes
+    # its factor from the last two sizes of the 4-D gradient (kh / kw)
+    out = answer("muon-scale", "--shape", 64, 32, 3, 3)
+    assert out["muon_update_rms"] == pytest.approx(1 / np.sqrt(288))
+    assert out["keller_jordan"]["factor"] == 1.0 and "moonlight" not in out
+    done = run("muon-scale", "--shape", 64, 32, 3, 3, "--convention", "torch-original")
+    assert done.returncode == 2 and "p.ndim != 2" in done.stderr and len(done.stderr.splitlines()) == 1
 
 
 def test_weight_rms_adamw_schedule_fields():
@@ -90,7 +120,13 @@ def test_weight_rms_adamw_schedule_fields():
         (["--optimizer", "lion"], lambda: theory.lion_weight_rms(1e-3, 1.0, 0.9, 0.99)),
         (["--optimizer", "signsgdm", "--beta1", 0.5],
          lambda: theory.signsgdmw_weight_rms(1e-3, 1.0, 0.5, method="arcsine")),
-        (["--optimizer", "muon", "--shape", 16, 16], lambda: theory.muon_weight_rms(1e-3, 1.0, 0.9, (16, 16))),
+        (["--optimizer", "muon", "--shape", 16, 16],
+         lambda: theory.muon_weight_rms(1e-3, 1.0, 0.9, (16, 16), nesterov=True)),
+        (["--optimizer", "muon", "--shape", 16, 16, "--no-nesterov"],
+         lambda: theory.muon_weight_rms(1e-3, 1.0, 0.9, (16, 16))),
+        # torch's convention: decay by lr wd, step by 0.2 sqrt(64) lr
+        (["--optimizer", "muon", "--shape", 16, 64, "--adjust-lr-fn", "match_rms_adamw"],
+         lambda: theory.torch_muon_weight_rms(1e-3, 1.0, 0.9, (16, 64), adjust_lr_fn="match_rms_adamw")),
     ],
 )
 def test_weight_rms_other_optimizers(extra, stationary):
@@ -129,6 +165,14 @@ BAD = [
     (["muon-scale", "--shape", "4"], "--shape", None),
     (["muon-scale", "--shape", "4", "2.5"], "--shape", "2.5"),
     (["muon-scale", "--shape", "4", "4", "--convention", "nope"], "--convention", "nope"),
+    (["muon-scale", "--shape", "4", "4", "--convention", "spectral"], "--convention", "spectral"),
+    (["muon-scale", "--shape", "4", "4", "4"], "--shape", "3"),
+    (["muon-scale", "--shape", "4", "4", "--adam-lr", "0"], "--adam-lr", "0"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--optimizer", "muon", "--shape", "4", "4",
+      "--adjust-lr-fn", "moonlight"], "--adjust-lr-fn", "moonlight"),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--nesterov"], "--nesterov", None),
+    (["weight-rms", "--lr", "1e-3", "--wd", "0.1", "--optimizer", "muon", "--shape", "8", "4", "3", "3"],
+      "--shape", "8 36"),
     (["weight-rms", "--wd", "0.1"], "--lr", None),
     (["weight-rms", "--lr", "-1e-3", "--wd", "0.1"], "--lr", "-1e-3"),
     (["weight-rms", "--lr", "1e-3", "--wd", "0"], "--wd", "0"),
@@ -166,9 +210,9 @@ def test_bad_input_exits_2_with_one_line(argv, flag, value):
 SUBCOMMANDS = {
     "update-rms": ["--beta1", "--beta2", "--snr", "--eps-over-sigma", "--json"],
     "snr": ["--update-rms", "--momentum-ratio", "--beta1", "--beta2"],
-    "muon-scale": ["--beta1", "--beta2", "--shape", "--convention"],
+    "muon-scale": ["--beta1", "--beta2", "--shape", "--convention", "--adam-lr", "--wd", "--nesterov"],
     "weight-rms": ["--lr", "--wd", "--optimizer", "--schedule", "--steps", "--warmup", "--decay-start", "--floor",
-                   "--theta0-rms", "--steps-per-epoch"],
+                   "--theta0-rms", "--steps-per-epoch", "--nesterov", "--adjust-lr-fn"],
     "wd-convert": ["--lr", "--wd", "--from", "--to", "--peak-lr"],
 }
 

@@ -89,7 +89,7 @@ def test_msign_correlation_endpoints_and_special_shapes():
     rho = np.array([0.2, 0.6, 0.95])
     np.testing.assert_allclose(theory.msign_correlation(-rho, (8, 8)), -theory.msign_correlation(rho, (8, 8)))
     pairs = 20_000
-    np.testing.assert_allclose(theory.msign_correlation(rho, (1, 1), pairs=pairs),
+    np.testing.assert_allclose(theory.msign_correlation(rho, (1, 1), method="matrix", pairs=pairs),
                                2 / np.pi * np.arcsin(rho), atol=4 / np.sqrt(pairs))
     np.testing.assert_allclose(theory.msign_correlation(rho, (4, 4), method="linear"), rho)
 
@@ -122,7 +122,7 @@ def test_muon_weight_rms_against_simulated_muon(shape, beta1):
                               rng=np.random.default_rng(4), n_coords=32, groups=16, matrix_shape=shape,
                               block=128, steps=2000)
     # the method's own Monte Carlo error, from two seeds, adds to the simulation's
-    seeds = [theory.muon_weight_rms(1.0, wd, beta1, shape, seed=s) for s in (0, 1)]
+    seeds = [theory.muon_weight_rms(1.0, wd, beta1, shape, method="matrix", seed=s) for s in (0, 1)]
     spread = np.abs(seeds[0] - seeds[1])
     z = (seeds[0] - est.value) / np.hypot(est.stderr, spread)
     assert np.all(np.abs(z) < 4), (seeds, est)
@@ -168,8 +168,9 @@ def test_muon_scale_conventions_by_hand():
     c = theory.muon_scale_conventions((1024, 4096))
     assert c["keller-jordan"] == 1.0  # fan-out below fan-in
     assert c["moonlight"] == pytest.approx(0.2 * 64)
-    assert c["spectral"] == pytest.approx(0.5)
-    assert c["unit-rms"] * theory.muon_update_rms((1024, 4096)) == pytest.approx(1.0)
+    assert c["nemo-unit_rms_norm"] == pytest.approx(0.5)
+    assert c["nemo-spectral"] * theory.muon_update_rms((1024, 4096)) == pytest.approx(1.0)
+    assert c["torch-match_rms_adamw"] == c["moonlight"] and c["torch-original"] == c["keller-jordan"]
     assert theory.muon_scale_conventions((4096, 1024))["keller-jordan"] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="shape"):
         theory.muon_scale_conventions((0, 3))

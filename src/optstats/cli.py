@@ -22,10 +22,13 @@ import numpy as np
 OPTIMIZERS = ("adamw", "lion", "signsgdm", "muon")
 SCHEDULES = ("constant", "linear", "cosine", "wsd")
 WD_CONVENTIONS = ("pytorch", "independent", "adamc")
-#: the names of theory.MUON_SCALE_CONVENTIONS (a test keeps them equal): the
-#: theory is imported only once the arguments are good, so that a bad flag
-#: answers at once
-MUON_CONVENTIONS = ("keller-jordan", "moonlight", "spectral", "unit-rms")
+#: the names of theory.MUON_SCALE_CONVENTIONS (a test keeps them equal), each
+#: library's own name for its mode: the theory is imported only once the
+#: arguments are good, so that a bad flag answers at once
+MUON_CONVENTIONS = ("torch-original", "torch-match_rms_adamw", "keller-jordan", "moonlight", "nemo-shape_scaling",
+                    "nemo-spectral", "nemo-unit_rms_norm", "optax", "keras")
+#: torch.optim.Muon's adjust_lr_fn; "none" is its None, which torch reads as "original"
+ADJUST_LR_FNS = ("original", "match_rms_adamw", "none")
 #: the default beta2 of each optimizer that has one (PyTorch's AdamW at 0.95 as
 #: in LLM training; Lion's paper uses 0.99)
 DEFAULT_BETA2 = {"adamw": 0.95, "lion": 0.99}
@@ -135,29 +138,71 @@ def _snr(args):
     return {"snr": snr}, notes
 
 
+def _muon_shape(args):
+    if len(args.shape) not in (2, 4):
+        raise InputError(f"--shape takes 2 numbers (fan-out, fan-in) or 4 (out, in, kh, kw), got {len(args.shape)}")
+    return tuple(args.shape)
+
+
 def _muon_scale(args):
     from . import theory
 
-    shape = tuple(args.shape)
+    shape = _muon_shape(args)
+    names = MUON_CONVENTIONS if args.convention == "all" else (args.convention,)
+    if len(shape) == 4 and args.convention == "all":
+        # only the libraries that take a 4-D weight
+        names = tuple(name for name in names if theory.CONV_HANDLING[name] is None)
+    matrix = theory.conv_matrix(shape, names[0])[0]
     adam = float(theory.adam_update_rms(args.beta1, args.beta2, method="exact"))
-    muon = float(theory.muon_update_rms(shape))
+    muon = float(theory.muon_update_rms(matrix))
     values = {
-        "scale": float(theory.adam_matching_scale(args.beta1, args.beta2, shape)),
-        "scale_mean_field": float(theory.adam_matching_scale(args.beta1, args.beta2, shape, method="mean-field")),
+        "scale": float(theory.adam_matching_scale(args.beta1, args.beta2, matrix)),
+        "scale_mean_field": float(theory.adam_matching_scale(args.beta1, args.beta2, matrix, method="mean-field")),
         "adam_update_rms": adam,
         "muon_update_rms": muon,
     }
-    conventions = theory.muon_scale_conventions(shape)
-    chosen = conventions if args.convention == "all" else {args.convention: conventions[args.convention]}
-    for name, factor in chosen.items():
-        values[name.replace("-", "_")] = {
-            "factor": factor,
-            "update_rms": factor * muon,
-            "over_adam": factor * muon / adam,
-        }
     notes = [f"a {shape[0]} x {shape[1]} weight, {shape[0]} its fan-out (PyTorch's rows); scale gives msign(M) "
-             "Adam's exact stationary update RMS under pure noise (beyond-adamw chapter)"]
+             "Adam's exact stationary update RMS under pure noise (beyond-adamw chapter); each factor as that "
+             "library's code computes it in its own weight layout (file and function in "
+             "optstats.theory.MUON_SCALE_CONVENTIONS)"]
+    if len(shape) == 4:
+        notes.append(f"4-D weight: orthogonalised as the {matrix[0]} x {matrix[1]} matrix (out, in kh kw); "
+                     "torch, Moonlight, NeMo, optax and keras refuse 4-D weights in Muon")
+    for name in names:
+        _, factor = theory.conv_matrix(shape, name)
+        entry = {"factor": factor, "update_rms": factor * muon, "over_adam": factor * muon / adam}
+        if args.adam_lr is not None:
+            # the Muon lr whose step lr * factor * msign has Adam's update RMS times adam_lr
+            entry["lr_same_update_rms"] = args.adam_lr * adam / (factor * muon)
+        values[name.replace("-", "_")] = entry
+    if args.adam_lr is not None:
+        values["lr_same_angular_update"] = float(_angle_matching_lr(args, matrix))
+        notes.append(f"lr_same_update_rms: the Muon lr whose step has the update RMS of AdamW at lr {args.adam_lr:g}; "
+                     f"lr_same_angular_update: the Muon lr whose weights turn by AdamW's angle per step at "
+                     f"--wd {args.wd:g} for both (the decay per step lr wd, with the lr before any adjustment, "
+                     f"as torch, Keller Jordan, Moonlight and optax decay); the angle does not depend on the "
+                     f"factor (the weight norm follows the step), so it is one lr for every convention; "
+                     f"Muon with {'Nesterov' if args.nesterov else 'EMA'} momentum, exact msign")
     return values, notes
+
+
+def _angle_matching_lr(args, matrix):
+    """The Muon lr (decay lr wd) whose stationary angle equals AdamW's at (adam_lr, wd)."""
+    from . import theory
+
+    lr, wd = args.adam_lr, args.wd
+    if lr * wd >= 1:
+        raise InputError(f"--adam-lr times --wd is the decay per step and must be < 1, got {lr * wd:g}")
+    best = theory.adamw_weight_rms(lr, wd, beta1=args.beta1, method="exact-sums")
+    update = theory.adam_update_rms(args.beta1, args.beta2, method="exact")
+    target = theory.angular_update(lr, wd, update, best, theory.cos_theta_u(lr, wd, update, best))
+    # the angle grows with the decay per step: bisection on log(decay) in [1e-12, 0.5]
+    lo, hi = np.log(1e-12), np.log(0.5)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        angle = theory.muon_angular_update(np.exp(mid), 1.0, args.beta1, matrix, nesterov=args.nesterov)
+        lo, hi = (mid, hi) if angle < target else (lo, mid)
+    return np.exp(0.5 * (lo + hi)) / wd
 
 
 def _lr_schedule(args):
@@ -190,9 +235,19 @@ def _stationary(args):
         return best, theory.signsgdmw_weight_rms(lr, wd, b1), 1.0
     if args.optimizer == "lion":
         return theory.lion_weight_rms(lr, wd, b1, args.beta2), None, 1.0
-    shape = tuple(args.shape)
-    return (theory.muon_weight_rms(lr, wd, b1, shape), theory.muon_weight_rms(lr, wd, b1, shape, method="linear"),
-            theory.muon_update_rms(shape))
+    shape = _muon_shape(args)
+    if len(shape) == 4:
+        raise InputError(f"--shape with 4 numbers: torch.optim.Muon refuses 4-D weights (p.ndim != 2); give the "
+                         f"matrix it would see, e.g. --shape {shape[0]} {shape[1] * shape[2] * shape[3]} as Keller "
+                         "Jordan's muon_update flattens it")
+    # torch's convention: decay by lr wd with the lr before adjustment, step by the adjusted lr;
+    # in the book's form theta <- theta - eta (u + lambda theta): eta = lr_adj, lambda = lr wd / lr_adj
+    fn = None if args.adjust_lr_fn == "none" else args.adjust_lr_fn
+    eta = theory.torch_muon_lr(lr, shape, fn)
+    lam = lr * wd / eta
+    best = theory.muon_weight_rms(eta, lam, b1, shape, nesterov=args.nesterov)
+    linear = theory.muon_weight_rms(eta, lam, b1, shape, nesterov=args.nesterov, method="linear")
+    return best, linear, theory.muon_update_rms(shape) * eta / lr
 
 
 def _weight_rms(args):
@@ -202,6 +257,12 @@ def _weight_rms(args):
         raise InputError("--shape N M is required with --optimizer muon (two whole numbers >= 1)")
     if args.optimizer != "muon" and args.shape is not None:
         raise InputError(f"--shape is for --optimizer muon only, got --optimizer {args.optimizer}")
+    if args.optimizer != "muon" and (args.nesterov is not None or args.adjust_lr_fn is not None):
+        raise InputError(f"--nesterov/--no-nesterov and --adjust-lr-fn are for --optimizer muon only, got "
+                         f"--optimizer {args.optimizer}")
+    if args.optimizer == "muon":
+        args.nesterov = True if args.nesterov is None else args.nesterov
+        args.adjust_lr_fn = "none" if args.adjust_lr_fn is None else args.adjust_lr_fn
     if args.optimizer in ("signsgdm", "muon") and args.beta2 is not None:
         raise InputError(f"--beta2 is not a parameter of --optimizer {args.optimizer}")
     if args.optimizer in DEFAULT_BETA2 and args.beta2 is None:
@@ -222,6 +283,13 @@ def _weight_rms(args):
     if args.optimizer == "adamw":
         notes.append("stationary_rms: the mean field kept exact in beta3 (Wen et al.'s form); simulated Adam sits "
                      "slightly lower, by its long-run update variance (weight-RMS chapter)")
+    if args.optimizer == "muon":
+        notes.append(f"muon as torch.optim.Muon runs it: {'Nesterov' if args.nesterov else 'EMA'} momentum, "
+                     f"adjust_lr_fn {args.adjust_lr_fn} (torch's None is 'original'), decay by lr wd with the lr "
+                     "before adjustment, step by the adjusted lr; exact msign (torch's bf16 Newton-Schulz moves the "
+                     "update RMS by the size-dependent ratio of the beyond-adamw chapter); stationary_rms: the "
+                     "matrix arcsine law from the shipped table; stationary_rms_mean_field: the update taken as "
+                     "correlated like its input (Wen et al.'s assumption)")
     if args.optimizer == "lion":
         values["stationary_rms_kosson"] = float(theory.lion_weight_rms(args.lr, args.wd, args.beta1, args.beta2,
                                                                        method="kosson"))
@@ -314,10 +382,18 @@ def build_parser():
     p = add("muon-scale", "the factor that gives Muon's update Adam's update RMS, and the common conventions")
     p.add_argument("--beta1", type=BETA, default=0.9, help="beta1 of the Adam to match, in [0, 1) (default 0.9)")
     p.add_argument("--beta2", type=BETA2, default=0.95, help="beta2 of the Adam to match, in (0, 1) (default 0.95)")
-    p.add_argument("--shape", type=_whole(1), nargs=2, required=True, metavar=("N", "M"),
-                   help="the weight's shape: N = fan-out (PyTorch's rows), M = fan-in (required)")
+    p.add_argument("--shape", type=_whole(1), nargs="+", required=True, metavar="N",
+                   help="the weight's shape: fan-out (PyTorch's rows) and fan-in, or out, in, kh, kw of a "
+                   "convolution (required)")
     p.add_argument("--convention", choices=("all", *MUON_CONVENTIONS), default="all",
-                   help="which published scale to compare (default all)")
+                   help="which library's scale to compare, by its own mode name (default all)")
+    p.add_argument("--adam-lr", type=POSITIVE, default=None,
+                   help="an AdamW lr, > 0: also print the Muon lr with its update RMS and the one with its "
+                   "angle per step (default: none)")
+    p.add_argument("--wd", type=POSITIVE, default=0.1,
+                   help="weight decay of both, PyTorch's convention, > 0 (default 0.1; used with --adam-lr)")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
+                   help="Muon's momentum for the angle with --adam-lr (default: Nesterov, as torch)")
     p.set_defaults(run=_muon_scale)
 
     p = add("weight-rms", "the weight RMS at the end of a schedule and at equilibrium, the time to get there, "
@@ -329,8 +405,12 @@ def build_parser():
     p.add_argument("--beta1", type=BETA, default=0.9, help="beta1, in [0, 1) (default 0.9)")
     p.add_argument("--beta2", type=BETA2, default=None,
                    help="beta2, in (0, 1) (default 0.95 for adamw, 0.99 for lion)")
-    p.add_argument("--shape", type=_whole(1), nargs=2, default=None, metavar=("N", "M"),
-                   help="Muon's weight shape, N = fan-out, M = fan-in (required with --optimizer muon)")
+    p.add_argument("--shape", type=_whole(1), nargs="+", default=None, metavar="N",
+                   help="Muon's weight shape, fan-out then fan-in (required with --optimizer muon)")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="muon: Nesterov momentum or EMA momentum (default: Nesterov, as torch.optim.Muon)")
+    p.add_argument("--adjust-lr-fn", choices=ADJUST_LR_FNS, default=None,
+                   help="muon: torch.optim.Muon's adjust_lr_fn; none is torch's None = original (default none)")
     p.add_argument("--schedule", choices=SCHEDULES, default="constant",
                    help="learning-rate schedule from the peak --lr (default constant)")
     p.add_argument("--steps", type=_whole(1), default=None,

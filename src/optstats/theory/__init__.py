@@ -50,11 +50,20 @@ from .ema import (
 )
 from .lion import lion_presign_correlation, lion_weight_rms
 from .muon import (
+    CONV_HANDLING,
+    MUON_SCALE_CONVENTIONS,
     adam_matching_scale,
+    conv_matrix,
+    momentum_lag_correlation,
     msign_correlation,
+    muon_angular_update,
     muon_scale_conventions,
+    muon_update_correlation_sum,
     muon_update_rms,
     muon_weight_rms,
+    nesterov_lag_factor,
+    torch_muon_lr,
+    torch_muon_weight_rms,
 )
 from .scale_invariant import (
     kosson_sgdm_angle,
@@ -78,6 +87,8 @@ from .weight_rms import (
 )
 
 __all__ = [
+    "CONV_HANDLING",
+    "MUON_SCALE_CONVENTIONS",
     "adam_matching_scale",
     "adam_surge_threshold",
     "adam_update_mean",
@@ -86,6 +97,7 @@ __all__ = [
     "adamw_cos_theta_u_mean_field",
     "adamw_weight_rms",
     "adamw_weight_rms_correlated",
+    "conv_matrix",
     "angular_update",
     "cos_theta_u",
     "double_ema_kernel",
@@ -97,10 +109,16 @@ __all__ = [
     "kosson_sgdm_angle",
     "lion_presign_correlation",
     "lion_weight_rms",
+    "momentum_lag_correlation",
     "msign_correlation",
+    "muon_angular_update",
     "muon_scale_conventions",
+    "muon_update_correlation_sum",
     "muon_update_rms",
     "muon_weight_rms",
+    "nesterov_lag_factor",
+    "torch_muon_lr",
+    "torch_muon_weight_rms",
     "optimal_lr_adam",
     "optimal_lr_sgdm",
     "optimal_lr_signsgdm",

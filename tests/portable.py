@@ -40,7 +40,11 @@ CONFIGS = {
     # tests/numerics.env not applied at all
     "no-pins": ({}, ALL_PINS, False),
 }
-TORCH_TESTS = ["tests/test_probe.py", "tests/test_network.py", "tests/test_stored_runs.py"]
+#: every unit test file that runs torch (they import it or skip without it)
+TORCH_TESTS = sorted(
+    str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
+    if 'importorskip("torch")' in p.read_text() or "\nimport torch" in p.read_text()
+)
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg"]
 #: planted errors: (name, file, text, replacement, the test that must fail)
 MUTATIONS = [

@@ -64,7 +64,9 @@ import torch
 
 from .. import report
 
-#: entries per chunk of a tensor: float64 temporaries of 1 MiB each
+#: entries per chunk of a tensor: float64 temporaries of 1 MiB each (2^16
+#: and 2^18, preallocated buffers, and one product X X^T of the stacked chunk
+#: were all measured slower on the bench's GPT)
 _CHUNK = 1 << 17
 #: the sums of one tensor, in the order of its row in a record
 _SUMS = ("uu", "tt", "tu", "mm", "gg", "v", "bb", "bu", "bt", "dd", "bd")

@@ -433,6 +433,8 @@ def test_chunked_sums_span_several_chunks():
     lin = torch.nn.Linear(_CHUNK // 64 + 7, 130, bias=False).double()
     opt = torch.optim.AdamW(lin.parameters(), lr=1e-3)
     w = Watch(lin, opt)
+    assert lin.weight.numel() > 4 * w._chunk  # several chunks, the last one partial
+    assert lin.weight.numel() % w._chunk
     before = lin.weight.detach().clone()
     lin(torch.randn(3, lin.in_features, dtype=torch.float64)).sum().backward()
     opt.step()

@@ -23,7 +23,7 @@ on every ``every``-th step reads the optimizer's state:
 step) they are undefined: nan in Python, null in the log.
 
 Cost (see ``make bench``). Every statistic is a sum over one tensor, taken on
-the tensor's device in chunks of ``_CHUNK`` entries: a chunk is cast to
+the tensor's device in chunks (at most ``_CHUNK`` entries): a chunk is cast to
 float64 and its dot products accumulate in float64, so no tensor-sized
 float64 copy is ever made, and the per-tensor sums are moved to the host in
 one transfer per record. Non-record steps cost a counter and two floats per
@@ -68,10 +68,14 @@ import torch
 
 from .. import report
 
-#: entries per chunk of a tensor: float64 temporaries of 1 MiB each (2^16
-#: and 2^18, preallocated buffers, and one product X X^T of the stacked chunk
-#: were all measured slower on the bench's GPT)
+#: the most entries per chunk of a tensor: float64 temporaries of 1 MiB each
+#: (2^16 and 2^18, preallocated buffers, and one product X X^T of the stacked
+#: chunk were all measured slower on the bench's GPT). A watch uses chunks of
+#: at most 1/64 of its largest tensor's bytes (a power of two, at least
+#: _MIN_CHUNK): a record keeps at most ~8 float64 chunk vectors (64 bytes an
+#: entry) alive, so its temporaries stay within one largest tensor
 _CHUNK = 1 << 17
+_MIN_CHUNK = 1 << 12
 #: tensors up to this many entries are summed together (``_small_sums``)
 _SMALL = 1 << 12
 #: the sums of one tensor, in the order of its row in a record
@@ -170,6 +174,8 @@ class Watch:
         if not self._params:
             raise ValueError("the optimizer holds no trainable parameter of the model (requires_grad=True)")
         self._check_params()
+        largest = max(_local(p).numel() * p.element_size() for p, _, _ in self._params)
+        self._chunk = max(_MIN_CHUNK, min(_CHUNK, 1 << max(0, (largest // 64).bit_length() - 1)))
         self.names = tuple(n for _, _, ns in self._params for n in ns)
         steps = [_scalar(optimizer.state[p]["step"]) for p, _, _ in self._params
                  if "step" in optimizer.state.get(p, {})]
@@ -333,15 +339,16 @@ class Watch:
             small = []
             for j, i in enumerate(members):
                 p, gi, names, state = taken[i]
-                if self.kind == "adam" and id(p) not in self._before and _local(p).numel() <= _SMALL:
+                few = _local(p).numel() <= min(_SMALL, self._chunk)
+                if self.kind == "adam" and id(p) not in self._before and few:
                     small.append(j)
                 else:
                     self._tensor_sums(p, self.optimizer.param_groups[gi], state, out[j])
-            # small tensors together, in batches of at most _CHUNK entries
+            # small tensors together, in batches of at most one chunk
             batch, size = [], 0
             for j in small + [None]:
                 n = None if j is None else _local(taken[members[j]][0]).numel()
-                if batch and (j is None or size + n > _CHUNK):
+                if batch and (j is None or size + n > self._chunk):
                     self._small_sums([taken[members[k]] for k in batch], out, batch)
                     batch, size = [], 0
                 if j is not None:
@@ -360,7 +367,7 @@ class Watch:
 
     def _small_sums(self, tensors, out, rows):
         """The sums of several small Adam tensors at once: their entries
-        concatenated in float64 (at most ``_CHUNK`` of them), the products
+        concatenated in float64 (at most one chunk of them), the products
         added per tensor by one index_add. A record of a model of many tiny
         tensors then costs a few dozen operations, not a few dozen per tensor."""
         device = out.device
@@ -412,8 +419,8 @@ class Watch:
             lr, wd = _scalar(group["lr"]), _scalar(group["weight_decay"])
             decay = 1.0 - lr * wd
             adjusted = lr * _muon_factor(group.get("adjust_lr_fn"), p.shape)
-        for s in range(0, theta.numel(), _CHUNK):
-            sl = slice(s, s + _CHUNK)
+        for s in range(0, theta.numel(), self._chunk):
+            sl = slice(s, s + self._chunk)
             t64 = theta[sl].double()
             g64 = g[sl].double()
             m64 = m[sl].double()
@@ -528,8 +535,8 @@ class Watch:
         for p, _, _ in self._params:
             x = _local(p)
             acc = torch.zeros((), dtype=torch.float64, device=x.device)
-            for s in range(0, x.numel(), _CHUNK):
-                c = x[s:s + _CHUNK].double()
+            for s in range(0, x.numel(), self._chunk):
+                c = x[s:s + self._chunk].double()
                 acc += torch.dot(c, c)
             if _is_dtensor(p):
                 import torch.distributed as dist

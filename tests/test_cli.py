@@ -254,3 +254,82 @@ def test_readme_example_is_the_commands_output():
     done = run(*command.split())
     assert done.returncode == 0
     assert done.stdout.strip() == shown.strip()
+
+
+# ---------------------------------------------------------------- report
+
+
+@pytest.fixture(scope="module")
+def watch_log(tmp_path_factory):
+    """A short AdamW run watched with log=: the log and the in-memory summary."""
+    torch = pytest.importorskip("torch")
+    from optstats.probe import Watch
+
+    path = tmp_path_factory.mktemp("report") / "run.jsonl"
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2, bias=False))
+    opt = torch.optim.AdamW(net.parameters(), lr=0.05, weight_decay=0.1)
+    watch = Watch(net, opt, every=2, log=path)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(24):
+        opt.zero_grad()
+        net(torch.randn(8, 4, generator=gen)).pow(2).mean().backward()
+        opt.step()
+    return path, watch.summary(start=12)
+
+
+def test_report_is_the_watch_summary(watch_log):
+    path, summary = watch_log
+    out = answer("report", path, "--start", 12)
+    assert out["window"] == [12, 24] and out["notes"] == summary.notes
+    assert [r["name"] for r in out["rows"]] == [r["name"] for r in summary.rows]
+    for got, want in zip(out["rows"], summary.rows):
+        for key, value in want.items():
+            if isinstance(value, float) and not np.isfinite(value):
+                assert got[key] is None
+            elif isinstance(value, tuple):
+                assert got[key] == list(value)
+            else:
+                assert got[key] == value, key
+    table = run("report", path, "--start", 12)
+    assert table.returncode == 0 and table.stdout.strip() == summary.to_markdown()
+
+
+def bad_log(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d, good: d / "missing.jsonl", "cannot read"),
+    (lambda d, good: bad_log(d, "empty.jsonl", ""), "is empty"),
+    (lambda d, good: bad_log(d, "text.jsonl", "hello\n"), "line 1: not JSON"),
+    (lambda d, good: bad_log(d, "other.jsonl", '{"a": 1}\n'), "line 1: not a watch log"),
+    (lambda d, good: bad_log(d, "header.jsonl", good[0] + "\n"), "holds no record"),
+    (lambda d, good: bad_log(d, "field.jsonl", "\n".join(
+        [good[0], good[1].replace('"update_rms"', '"update_rmss"')]) + "\n"), "unknown field 'update_rmss'"),
+    (lambda d, good: bad_log(d, "tensor.jsonl", "\n".join(
+        [good[0], good[1].replace('"2.weight"', '"2.wieght"')]) + "\n"), "unknown tensor '2.wieght'"),
+    (lambda d, good: bad_log(d, "cut.jsonl", "\n".join(good[:2] + [good[2][:40]]) + "\n"), "line 3: not JSON"),
+])
+def test_report_bad_logs_exit_2_with_one_line(tmp_path, watch_log, make, message):
+    good = watch_log[0].read_text().splitlines()
+    done = run("report", make(tmp_path, good))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("optstats report: error: ")
+    assert message in done.stderr
+
+
+def test_report_start_outside_the_records_exits_2(watch_log):
+    done = run("report", watch_log[0], "--start", 99)
+    assert done.returncode == 2 and "start must lie in [2, 24]" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_report_help_names_its_flags():
+    done = run("report", "--help")
+    assert done.returncode == 0 and done.stderr == ""
+    text = " ".join(done.stdout.split())
+    for flag in ("RUN.jsonl", "--start", "--muon-law", "--json"):
+        assert flag in text
+    assert "default" in text and "report" in run("--help").stdout

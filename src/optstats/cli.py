@@ -348,6 +348,35 @@ def _wd_convert(args):
     return values, notes
 
 
+def _report(args):
+    """The summary table of a watch's log (``Watch(log=...)``); printed here,
+    since its rows are not the flat values of the other subcommands."""
+    from . import report
+
+    try:
+        logged = report.read_log(args.log)
+        summary = report.summarize(*logged, start=args.start, muon_law=args.muon_law)
+    except ValueError as err:  # report.LogError, or a start outside the records
+        raise InputError(str(err)) from None
+    if args.json:
+        out = {"window": list(summary.window), "rows": summary.rows, "notes": summary.notes}
+        print(json.dumps(_finite(out), indent=2, allow_nan=False))
+    else:
+        print(summary.to_markdown())
+    return None
+
+
+def _finite(value):
+    """The rows with nan (an undefined statistic) as null, tuples as lists."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -434,6 +463,16 @@ def build_parser():
     p.add_argument("--peak-lr", type=POSITIVE, default=None,
                    help="adamc: the schedule's peak learning rate, > 0 (default --lr)")
     p.set_defaults(run=_wd_convert)
+
+    p = add("report", "a watch's log (optstats.probe.Watch(log=...)) against the theory: per tensor the "
+            "measured window means, the predictions and their difference")
+    p.add_argument("log", metavar="RUN.jsonl", help="the JSON-lines log a Watch wrote")
+    p.add_argument("--start", type=_whole(0), default=None,
+                   help="first step of the window, a recorded step (default: the last half of the records)")
+    p.add_argument("--muon-law", action="store_true",
+                   help="also give Muon's weight RMS, cos and angle from the matrix law (a Monte Carlo of "
+                        "minutes per shape; default off)")
+    p.set_defaults(run=_report)
     return parser
 
 
@@ -459,12 +498,15 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        values, notes = args.run(args)
+        answer = args.run(args)
     except ValueError as err:
         # a value the theory refuses (InputError, or a range only the theory knows)
         message = " ".join(str(err).split())
         print(f"optstats {args.command}: error: {message}", file=sys.stderr)
         return 2
+    if answer is None:  # the subcommand printed its own output
+        return 0
+    values, notes = answer
     if args.json:
         print(json.dumps({**values, "notes": notes}, indent=2))
     else:

@@ -1,7 +1,11 @@
-"""Statistics of a real PyTorch Adam/AdamW during real training.
+"""The first probe, :class:`AdamWatch`: kept for ``optstats.network``.
 
-The one module of the package that imports torch; nothing else imports it,
-so the rest of ``optstats`` works without torch installed.
+Superseded by :class:`optstats.probe.Watch`, which attaches itself to the
+optimizer's step hooks, costs a few percent of a step and works under FSDP2.
+``AdamWatch`` stays, unchanged, only because the real-network chapter's
+``network.train`` uses its float64 buffers (:class:`Flat`) for the lag
+correlations; it must be called after every step by hand, keeps a float64
+copy of the weights and is meant for the chapter's small model only.
 
 :class:`AdamWatch` reads the optimizer's own state after each step and
 reports, per parameter tensor, the quantities the book's chapters predict:

@@ -48,11 +48,11 @@ TORCH_TESTS = sorted(
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg"]
 #: planted errors: (name, file, text, replacement, the test that must fail)
 MUTATIONS = [
-    ("weight decay x2 in training", "src/optstats/network.py",
-     '"weight_decay": config.wd}', '"weight_decay": 2 * config.wd}',
+    ("weight decay x1.02 in training", "src/optstats/network.py",
+     '"weight_decay": config.wd}', '"weight_decay": 1.02 * config.wd}',
      ["tests/test_stored_runs.py", "-k", "rerun"]),
-    ("learning rate x1.25 in training", "src/optstats/network.py",
-     'group["lr"] = float(self.lr[t - 1])', 'group["lr"] = 1.25 * float(self.lr[t - 1])',
+    ("learning rate x1.02 in training", "src/optstats/network.py",
+     'group["lr"] = float(self.lr[t - 1])', 'group["lr"] = 1.02 * float(self.lr[t - 1])',
      ["tests/test_stored_runs.py", "-k", "rerun"]),
     ("a wrong sign in the correlated model", "src/optstats/theory/correlated.py",
      "return 1.0 + 2.0 * lag_sum", "return 1.0 - 2.0 * lag_sum",

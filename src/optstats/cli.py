@@ -484,7 +484,9 @@ def _table(values, notes):
     for key, value in values.items():
         if isinstance(value, dict):
             inner = ", ".join(f"{k} {v:.6g}" for k, v in value.items())
-            lines.append(f"{key:28s} {inner}")
+            # wrapped for an 80-column terminal, continued under the values
+            lines.append(textwrap.fill(inner, width=78, initial_indent=f"{key:28s} ", subsequent_indent=" " * 29,
+                                       break_on_hyphens=False, break_long_words=False))
         else:
             lines.append(f"{key:28s} {'n/a' if value is None else format(value, '.6g')}")
     for note in notes:

@@ -263,6 +263,9 @@ def make_runs(directory: str = DATA, processes: int = 2) -> None:
     data are made."""
     experiment = chapter_configs()
     flat = [c for configs in experiment.values() for c in configs]
+    for c in flat:  # what runs.save needs, checked before hours of training
+        if (c.window[1] - c.window[0]) % runs.LAG_BLOCK:
+            raise ValueError(f"window must last a multiple of {runs.LAG_BLOCK} steps to be stored, got {c.window}")
     done = iter(train_many(flat, processes, measure=True))
     runs.save(directory, {label: [next(done) for _ in configs] for label, configs in experiment.items()},
               provenance())
@@ -331,7 +334,8 @@ def gradient_snr(state: dict, config: Config, batch_size: int | None = None, chu
     and sigma_B^2 = sigma^2 / B the variance of a mean of B per-example
     gradients drawn with replacement (as :func:`train` draws them), with
     sigma^2 the variance of the per-example gradients over all 1,437 images,
-    computed with ``torch.func`` in float64.
+    computed with ``torch.func`` (the per-example gradients in the model's
+    float32, their sums in float64).
     """
     batch_size = config.batch_size if batch_size is None else _validate.count("batch_size", batch_size)
     x, y, _, _ = digits(config.seed)

@@ -67,13 +67,13 @@ class Summary:
     notes: list = field(default_factory=list)
 
     def to_markdown(self) -> str:
-        """The table (measured ± stderr, predicted, relative difference), then the notes."""
+        """The table (measured ± 95% half-width, predicted, relative difference), then the notes."""
         headers = ["tensor", "memories", "update RMS", "weight RMS", "cos(θ, u)", "angle", "SNR read-back"]
         body = []
         for r in self.rows:
             cells = [r["name"], _fmt(r["memories"], ".2f") + ("" if r["equilibrium"] in (True, None) else " (no eq.)")]
             for q in COMPARED:
-                cell = _fmt_estimate(r[q], r[f"{q}_stderr"])
+                cell = _fmt_estimate(r[q], r[f"{q}_halfwidth95"])
                 if r[f"{q}_predicted"] is not None:
                     diff = (_fmt(r[f"{q}_difference"], "+.3f") if q == "cos_theta_u"
                             else _fmt(r[f"{q}_relative_difference"], "+.1%"))
@@ -82,8 +82,8 @@ class Summary:
             cells.append(_fmt(r["snr_readback"], ".3g"))
             body.append(cells)
         lines = [tables.markdown(headers, body), "",
-                 f"Window: records at steps {self.window[0]}..{self.window[1]}; measured mean ± batch-means "
-                 f"stderr vs the theory's value (relative difference; for cos the difference)."]
+                 f"Window: records at steps {self.window[0]}..{self.window[1]}; measured mean ± the half-width of "
+                 f"its 95% interval (batch means) vs the theory's value (relative difference; for cos the difference)."]
         lines += [f"- {note}" for note in self.notes]
         for r in self.rows:
             lines += [f"- {r['name']}: {note}" for note in r["notes"]]
@@ -94,25 +94,26 @@ def _fmt(x, spec):
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
-def _fmt_estimate(value, stderr):
+def _fmt_estimate(value, halfwidth):
     if value is None or not math.isfinite(value):
         return "n/a"
-    return format(value, ".4g") + ("" if stderr is None or not math.isfinite(stderr) else f" ± {stderr:.2g}")
+    return format(value, ".4g") + ("" if halfwidth is None or not math.isfinite(halfwidth) else f" ± {halfwidth:.2g}")
 
 
 def _window_mean(x):
-    """Mean over the window's records (nan entries left out) and its
-    batch-means stderr (None with fewer than 4 records)."""
+    """Mean over the window's records (nan entries left out), its
+    batch-means stderr and the half-width of its 95% interval (None with
+    fewer than 4 records)."""
     x = x[np.isfinite(x)]
     if x.size == 0:
-        return None, None
+        return None, None, None
     mean = float(x.mean())
     k = min(BATCHES, x.size // 2)
     if k < 2:
-        return mean, None
+        return mean, None, None
     used = x[x.size - (x.size // k) * k:]  # the latest records, in k equal batches
     est = stats.from_replicas(used.reshape(k, -1).mean(axis=1), axis=0)
-    return mean, float(est.stderr)
+    return mean, float(est.stderr), float(est.halfwidth95)
 
 
 def _adam_predictions(lr, wd, b1, b2, eps_over_sigma):
@@ -180,7 +181,7 @@ def summarize(header, record_steps, values, lr, wd, *, start=None, muon_law=Fals
         row = {"name": name, "optimizer": group["kind"], "shape": list(shape), "window": (int(first), last),
                "records": int(np.isfinite(x[:, col["update_rms"]]).sum()), "notes": []}
         for q in STATISTICS:
-            row[q], row[f"{q}_stderr"] = _window_mean(x[:, col[q]])
+            row[q], row[f"{q}_stderr"], row[f"{q}_halfwidth95"] = _window_mean(x[:, col[q]])
         for q in COMPARED:
             row[f"{q}_predicted"] = None
             row[f"{q}_theory"] = None

@@ -68,6 +68,14 @@ class Config:
         _validate.count("steps", self.steps)
         _validate.count("batch_size", self.batch_size)
         _validate.count("lags", self.lags)
+        _validate.count("width", self.width)
+        _validate.count("heads", self.heads)
+        if self.width % self.heads:
+            raise ValueError(f"width must be a multiple of heads={self.heads}, got {self.width}")
+        if len(self.betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
+        if len(set(self.snapshots)) != len(self.snapshots):
+            raise ValueError(f"snapshots must be distinct steps, got {self.snapshots!r}")
         _validate.scalar(_validate.positive, "lr", self.lr)
         _validate.scalar(_validate.nonnegative, "wd", self.wd)
         _validate.scalar(_validate.nonnegative, "eps", self.eps)
@@ -93,7 +101,12 @@ class Config:
 
     @classmethod
     def from_json(cls, data: dict) -> "Config":
-        tuples = {k: tuple(data[k]) for k in ("betas", "window", "snapshots") if k in data}
+        """The config of :meth:`to_json`; every field must be there (a default
+        standing in for a missing one would describe another run)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if sorted(data) != sorted(names):
+            raise ValueError(f"a stored config must have exactly the fields {names}, got {sorted(data)}")
+        tuples = {k: tuple(data[k]) for k in ("betas", "window", "snapshots")}
         return cls(**{**data, **tuples})
 
 
@@ -142,7 +155,11 @@ class Run:
         ``theory.correlated``; and the same power and beta3 lag sum of the
         update u itself (``update_power``, ``update_lag_sum_beta3``)."""
         start, stop = self.config.window
-        out = {f: np.nanmean(self.fields[f][start:stop], axis=0) for f in FIELDS}
+        window = {f: self.fields[f][start:stop] for f in FIELDS}
+        bad = [f for f, v in window.items() if not np.all(np.isfinite(v))]
+        if bad:  # a mean that skipped undefined steps would describe another window
+            raise ValueError(f"fields {bad} are not finite on every step of the window {self.config.window}")
+        out = {f: v.mean(axis=0) for f, v in window.items()}
         products = self.lag_products.mean(axis=0)
         c0 = products[:, 0]
         out["power"] = c0 / np.array(self.sizes)

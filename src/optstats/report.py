@@ -41,10 +41,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import stats, tables
+from . import runs, stats, tables
 
-#: the statistics of a record, then the bookkeeping fields
-STATISTICS = ("update_rms", "weight_rms", "momentum_ratio", "cos_theta_u", "angle", "grad_norm", "sqrt_vhat_rms")
+#: the statistics of a record (a stored run's fields and the RMS of sqrt(vhat),
+#: which the epsilon-aware update RMS needs), then the bookkeeping fields
+STATISTICS = runs.FIELDS + ("sqrt_vhat_rms",)
 FIELDS = STATISTICS + ("step", "lr", "wd")
 #: the first line of a log says which format follows
 LOG_FORMAT = "watch-log-1"

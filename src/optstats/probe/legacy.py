@@ -23,8 +23,9 @@ from typing import NamedTuple
 
 import torch
 
-#: the fields of one parameter's record, in the order they are documented
-FIELDS = ("update_rms", "weight_rms", "momentum_ratio", "cos_theta_u", "angle", "grad_norm")
+# the fields of one parameter's record, in the order they are documented:
+# those a stored run keeps (optstats.runs)
+from ..runs import FIELDS
 
 
 class AdamWatch:

@@ -20,30 +20,33 @@ def problem_d():
     return NoisyQuadratic(g, np.diag(np.linspace(0.5, 2.0, 8)), 400.0 * np.eye(8))
 
 
-def test_sgd_loss_matches_closed_form():
-    lab = correlated_problem()
+def sgd_closed_form(lab, lr, k):
+    """SGD from w_0 = 0 after k steps, in H's eigenbasis: the eigenvalues, the
+    mean error r^k e_0 and the per-unit-batch variance, each (lr, d)."""
     lam, vecs = np.linalg.eigh(lab.H)
     e0 = vecs.T @ np.linalg.solve(lab.H, lab.g)
     s = np.diag(vecs.T @ lab.Sigma @ vecs)
-    lr, b, k = np.array([0.05, 0.3]), np.array([2.0, 50.0]), 37
-    got = lab.training_loss(optimizers.SGDM(0.0), b, lr, k)
     r = 1.0 - lr[:, None] * lam  # (lr, d)
     var = lr[:, None] ** 2 * s * (1 - r ** (2 * k)) / (1 - r**2)
-    want = 0.5 * ((lam * (r**k * e0) ** 2).sum(-1)[:, None] + (lam * var).sum(-1)[:, None] / b)
+    return lam, r**k * e0, var
+
+
+def test_sgd_loss_matches_closed_form():
+    lab = correlated_problem()
+    lr, b, k = np.array([0.05, 0.3]), np.array([2.0, 50.0]), 37
+    got = lab.training_loss(optimizers.SGDM(0.0), b, lr, k)
+    lam, mean, var = sgd_closed_form(lab, lr, k)
+    want = 0.5 * ((lam * mean**2).sum(-1)[:, None] + (lam * var).sum(-1)[:, None] / b)
     np.testing.assert_allclose(got.value, want, rtol=1e-12)
     assert np.all(got.stderr == 0)
 
 
 def test_noise_scale_after_matches_closed_form_for_sgd():
     lab = correlated_problem()
-    lam, vecs = np.linalg.eigh(lab.H)
-    e0 = vecs.T @ np.linalg.solve(lab.H, lab.g)
-    s = np.diag(vecs.T @ lab.Sigma @ vecs)
     lr, b, k = np.array([0.05, 0.3]), np.array([2.0, 50.0]), 37
     got = training.noise_scale_after(lab, optimizers.SGDM(0.0), b, lr, k)
-    r = 1.0 - lr[:, None] * lam
-    var = lr[:, None] ** 2 * s * (1 - r ** (2 * k)) / (1 - r**2)
-    ghg = (lam**3 * (r**k * e0) ** 2).sum(-1)[:, None] + (lam**3 * var).sum(-1)[:, None] / b
+    lam, mean, var = sgd_closed_form(lab, lr, k)
+    ghg = (lam**3 * mean**2).sum(-1)[:, None] + (lam**3 * var).sum(-1)[:, None] / b
     np.testing.assert_allclose(got, np.trace(lab.H @ lab.Sigma) / ghg, rtol=1e-12)
     # a vanishing step leaves w_0, whose noise scale is the lab's
     tiny = training.noise_scale_after(lab, optimizers.SGDM(0.9), 10.0, 1e-12, 1)

@@ -50,10 +50,10 @@ NBVAL = ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval
 MUTATIONS = [
     ("weight decay x1.02 in training", "src/optstats/network.py",
      '"weight_decay": config.wd}', '"weight_decay": 1.02 * config.wd}',
-     ["tests/test_stored_runs.py", "-k", "rerun"]),
+     ["tests/test_stored_runs.py", "-k", "early"]),
     ("learning rate x1.02 in training", "src/optstats/network.py",
      'group["lr"] = float(self.lr[t - 1])', 'group["lr"] = 1.02 * float(self.lr[t - 1])',
-     ["tests/test_stored_runs.py", "-k", "rerun"]),
+     ["tests/test_stored_runs.py", "-k", "early"]),
     ("a wrong sign in the correlated model", "src/optstats/theory/correlated.py",
      "return 1.0 + 2.0 * lag_sum", "return 1.0 - 2.0 * lag_sum",
      [*NBVAL, "book/real-network.ipynb"]),

@@ -13,7 +13,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from optstats import network  # noqa: E402
-from optstats.probe import AdamWatch  # noqa: E402
 
 SMALL = network.Config(steps=40, warmup=4, decay_start=30, window=(10, 24), lags=3, width=8, heads=2,
                        lr=1e-2, wd=0.5, snapshots=(6, 40))
@@ -37,15 +36,22 @@ def test_run_is_deterministic_and_complete():
 def test_lag_products_against_kept_gradients():
     run = network.train(SMALL)
     trainer = network.Trainer(SMALL)
-    watch = AdamWatch(trainer.model, trainer.optimizer)
+    beta1, beta2 = SMALL.betas
     h, u = {}, {}
     for t in range(1, SMALL.steps + 1):
         trainer.step(t)
-        watch.record()
-        h[t] = (watch.flat.gradient / watch.flat.denominator).numpy().copy()
-        u[t] = watch.flat.update.numpy().copy()
+        # h and u kept whole, in numpy, from torch's state as its AdamW step uses it
+        parts = []
+        for p in trainer.model.parameters():
+            state = trainer.optimizer.state[p]
+            v = state["exp_avg_sq"].numpy().astype(np.float64).ravel()
+            d = np.sqrt(v / (1 - beta2**t)) + SMALL.eps
+            m = state["exp_avg"].numpy().astype(np.float64).ravel()
+            parts.append((p.grad.numpy().astype(np.float64).ravel() / d, m / (1 - beta1**t) / d))
+        h[t] = np.concatenate([a for a, _ in parts])
+        u[t] = np.concatenate([b for _, b in parts])
     edges = np.cumsum((0,) + run.sizes)
-    beta1, beta3 = SMALL.betas[0], 1 - SMALL.lr * SMALL.wd
+    beta3 = 1 - SMALL.lr * SMALL.wd
     start, stop = SMALL.window
     for t in range(start + 1, stop + 1):
         row = run.lag_products[t - start - 1]

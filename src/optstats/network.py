@@ -1,22 +1,33 @@
-"""The real network of the chapter "The theory in a real network".
+"""The real networks of the chapter "The theory in real networks".
 
-A one-block transformer over the rows of scikit-learn's bundled 8x8 digits
-(the rows are the tokens), trained with ``torch.optim.AdamW`` and watched at
-every step by :class:`optstats.probe.AdamWatch`. It has the layer kinds the
-posts' readers train: linear maps without bias, LayerNorm gains, attention
-with QK-norm (so the query and key matrices are exactly scale-invariant), a
-GELU MLP, a learned position table and a classifier head with a bias.
+Two networks, each trained with ``torch.optim.AdamW`` and watched at every
+step by :class:`optstats.probe.Watch`, the instrument a reader attaches to
+their own training:
+
+- ``task="digits"``: a one-block transformer over the rows of scikit-learn's
+  bundled 8x8 digits (the rows are the tokens), a classifier. It has linear
+  maps without bias, LayerNorm gains, attention with QK-norm (so the query
+  and key matrices are exactly scale-invariant), a GELU MLP, a learned
+  position table and a head with a bias;
+- ``task="chars"``: a decoder-only character-level language model (token and
+  position embeddings, ``depth`` pre-LN blocks of causal attention and a GELU
+  MLP, a final LayerNorm and an untied head), trained on the Python
+  documentation's help topics that ship in the repository
+  (``book/data/corpus``, PSF licence): the kind of network the posts'
+  readers train, scaled to a CPU.
 
 Like ``probe``, this module imports torch (and scikit-learn, for the data);
 nothing else in the package imports it.
 
 Design decisions, each for a reason the chapter states:
 
-- minibatches are drawn with replacement, so that given the weights the
-  gradient noise is exactly independent in time, as the posts assume: any
-  temporal correlation measured here comes from the weights' own motion;
-- weight decay acts on the tensors with two or more axes (the matrices and
-  the position table, nanoGPT's convention), not on gains and the bias;
+- minibatches (images, or windows of the text) are drawn with replacement,
+  so that given the weights the gradient noise is exactly independent in
+  time, as the posts assume: any temporal correlation measured here comes
+  from the weights' own motion;
+- weight decay acts on the tensors with two or more axes (the matrices, the
+  embeddings and the position table, nanoGPT's convention), not on gains and
+  the bias;
 - one thread and ``torch.use_deterministic_algorithms(True)``: the run is a
   function of its seed on a given machine kind.
 """
@@ -29,6 +40,7 @@ import multiprocessing
 import os
 import platform
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,7 +48,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from . import _validate, runs, schedules
-from .probe import AdamWatch
+from .probe import Watch
 from .runs import FIELDS, Config, Run  # noqa: F401  (Config and Run are part of this module's API)
 
 #: rows of an image (the tokens) and pixels per row (a token's features)
@@ -106,15 +118,187 @@ class RowTransformer(torch.nn.Module):
         return self.head(self.norm3(h).mean(dim=1))
 
 
+#: the language model's corpus: the Python documentation's help topics
+#: (see its README for provenance and licence)
+CORPUS = Path(__file__).resolve().parents[2] / "book" / "data" / "corpus" / "python-reference.txt"
+#: the share of the corpus (its end) held out for the test accuracy
+HELD_OUT = 0.1
+#: held-out windows the test accuracy is measured on, evenly spaced
+TEST_WINDOWS = 256
+
+
+def corpus():
+    """(train, test, alphabet): the corpus as int64 tensors of character
+    codes (indices into ``alphabet``, its sorted distinct characters), split
+    into its first 90% and its last 10%."""
+    text = CORPUS.read_text(encoding="utf-8")
+    alphabet = "".join(sorted(set(text)))
+    index = {c: i for i, c in enumerate(alphabet)}
+    codes = torch.tensor([index[c] for c in text], dtype=torch.int64)
+    cut = int(len(codes) * (1 - HELD_OUT))
+    return codes[:cut], codes[cut:], alphabet
+
+
+class Block(torch.nn.Module):
+    """Pre-LN decoder block: causal multi-head attention, then a GELU MLP."""
+
+    def __init__(self, width: int, heads: int, context: int):
+        super().__init__()
+        nn = torch.nn
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width, bias=False)
+        self.query = nn.Linear(width, width, bias=False)
+        self.key = nn.Linear(width, width, bias=False)
+        self.value = nn.Linear(width, width, bias=False)
+        self.out = nn.Linear(width, width, bias=False)
+        self.norm2 = nn.LayerNorm(width, bias=False)
+        self.fc1 = nn.Linear(width, 4 * width, bias=False)
+        self.fc2 = nn.Linear(4 * width, width, bias=False)
+        mask = torch.full((context, context), float("-inf")).triu(1)
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, h):
+        n, length, _ = h.shape
+
+        def split(z):  # (n, length, width) -> (n, heads, length, head width)
+            return z.view(n, length, self.heads, -1).transpose(1, 2)
+
+        y = self.norm1(h)
+        q, k, v = split(self.query(y)), split(self.key(y)), split(self.value(y))
+        # written out, as in RowTransformer, so that torch.func.vmap batches it
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) + self.mask[:length, :length]
+        a = torch.softmax(scores, dim=-1) @ v
+        h = h + self.out(a.transpose(1, 2).reshape(h.shape))
+        return h + self.fc2(F.gelu(self.fc1(self.norm2(h))))
+
+
+class CharTransformer(torch.nn.Module):
+    """Decoder-only character-level language model: token and position
+    embeddings, ``depth`` :class:`Block`, a final LayerNorm and an untied
+    head. Matrices and embeddings start at N(0, 0.02^2), GPT-2's
+    initialisation."""
+
+    def __init__(self, vocab: int, context: int, width: int, heads: int, depth: int):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width must be a multiple of heads={heads}, got {width}")
+        nn = torch.nn
+        self.embed = nn.Embedding(vocab, width)
+        self.pos = nn.Parameter(torch.zeros(context, width))
+        self.blocks = nn.ModuleList(Block(width, heads, context) for _ in range(depth))
+        self.norm = nn.LayerNorm(width, bias=False)
+        self.head = nn.Linear(width, vocab, bias=False)
+        for name, p in self.named_parameters():
+            if p.ndim >= 2:
+                torch.nn.init.normal_(p, std=0.02)
+
+    def forward(self, x):
+        h = self.embed(x) + self.pos[:x.shape[-1]]
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h))
+
+
+class Digits:
+    """The digits task: images in, class out; the loss is the cross-entropy."""
+
+    def __init__(self, config: Config):
+        if config.depth != 1 or config.context != ROWS:
+            raise ValueError(f"task='digits' has depth 1 and context {ROWS} (its rows), "
+                             f"got depth={config.depth}, context={config.context}")
+        self.x, self.y, self.x_test, self.y_test = digits(config.seed)
+
+    def model(self, config: Config) -> torch.nn.Module:
+        return RowTransformer(config.width, config.heads)
+
+    def batch(self, generator, size: int):
+        index = torch.randint(0, len(self.y), (size,), generator=generator)
+        return self.x[index], self.y[index]
+
+    @staticmethod
+    def loss(net, x, y):
+        return F.cross_entropy(net(x), y)
+
+    def test_accuracy(self, net) -> float:
+        with torch.no_grad():
+            return (net(self.x_test).argmax(1) == self.y_test).double().mean().item()
+
+    def probe_batch(self):
+        """The examples cos(theta, g) is measured on: the first 256 training images."""
+        return self.x[:256], self.y[:256]
+
+    def examples(self, config: Config):
+        """(x, y, exact): the examples the minibatch SNR is measured over, and
+        whether they are the whole population (all 1,437 training images)."""
+        return self.x, self.y, True
+
+
+class Chars:
+    """The language-model task: windows of ``context`` characters in, the
+    next character at every position out; the loss is the mean cross-entropy."""
+
+    #: windows the minibatch SNR is estimated from (the population, every
+    #: window of the training text, is too large to sum exactly)
+    SNR_WINDOWS = 1024
+
+    def __init__(self, config: Config):
+        self.context = config.context
+        self.train, self.test, self.alphabet = corpus()
+        self.seed = config.seed
+
+    def model(self, config: Config) -> torch.nn.Module:
+        return CharTransformer(len(self.alphabet), config.context, config.width, config.heads, config.depth)
+
+    def _windows(self, codes, starts):
+        span = starts[:, None] + torch.arange(self.context + 1)
+        w = codes[span]
+        return w[:, :-1], w[:, 1:]
+
+    def batch(self, generator, size: int):
+        starts = torch.randint(0, len(self.train) - self.context, (size,), generator=generator)
+        return self._windows(self.train, starts)
+
+    @staticmethod
+    def loss(net, x, y):
+        logits = net(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def test_accuracy(self, net) -> float:
+        """Next-character accuracy on TEST_WINDOWS evenly spaced held-out windows."""
+        starts = torch.linspace(0, len(self.test) - self.context - 1, TEST_WINDOWS).long()
+        x, y = self._windows(self.test, starts)
+        with torch.no_grad():
+            return (net(x).argmax(-1) == y).double().mean().item()
+
+    def probe_batch(self):
+        """The windows cos(theta, g) is measured on: 256 evenly spaced training windows."""
+        starts = torch.linspace(0, len(self.train) - self.context - 1, 256).long()
+        return self._windows(self.train, starts)
+
+    def examples(self, config: Config):
+        starts = torch.randint(0, len(self.train) - self.context, (self.SNR_WINDOWS,),
+                               generator=torch.Generator().manual_seed(config.seed + 2))
+        return (*self._windows(self.train, starts), False)
+
+
+TASKS = {"digits": Digits, "chars": Chars}
+
+
+def task(config: Config):
+    """The data and loss of ``config.task``."""
+    return TASKS[config.task](config)
+
+
 def decayed(parameter) -> bool:
     """Weight decay on tensors with two or more axes, as practice does."""
     return parameter.ndim >= 2
 
 
-def model(config: Config) -> RowTransformer:
+def model(config: Config, data=None) -> torch.nn.Module:
     """The network of ``config``, initialised from its seed."""
+    data = task(config) if data is None else data
     torch.manual_seed(config.seed)
-    return RowTransformer(config.width, config.heads)
+    return data.model(config)
 
 
 class Trainer:
@@ -125,8 +309,8 @@ class Trainer:
         torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True)
         self.config = config
-        self.x, self.y, self.x_test, self.y_test = digits(config.seed)
-        self.model = model(config)
+        self.data = task(config)
+        self.model = model(config, self.data)
         named = list(self.model.named_parameters())
         groups = [
             {"params": [p for n, p in named if decayed(p)], "weight_decay": config.wd},
@@ -140,22 +324,21 @@ class Trainer:
         """Training step t (1-based): one minibatch drawn with replacement; the loss."""
         for group in self.optimizer.param_groups:
             group["lr"] = float(self.lr[t - 1])
-        index = torch.randint(0, len(self.y), (self.config.batch_size,), generator=self.batches)
+        x, y = self.data.batch(self.batches, self.config.batch_size)
         self.optimizer.zero_grad(set_to_none=False)
-        loss = F.cross_entropy(self.model(self.x[index]), self.y[index])
+        loss = self.data.loss(self.model, x, y)
         loss.backward()
         self.optimizer.step()
         return loss.item()
 
     def test_accuracy(self) -> float:
-        with torch.no_grad():
-            return (self.model(self.x_test).argmax(1) == self.y_test).double().mean().item()
+        return self.data.test_accuracy(self.model)
 
 
 def train(config: Config = Config()) -> Run:
     """Train the row transformer with AdamW under ``config`` and watch every step."""
     trainer = Trainer(config)
-    watch = AdamWatch(trainer.model, trainer.optimizer)
+    watch = Watch(trainer.model, trainer.optimizer)
     named = list(trainer.model.named_parameters())
     names = tuple(n for n, _ in named)
     sizes = tuple(p.numel() for _, p in named)
@@ -167,30 +350,48 @@ def train(config: Config = Config()) -> Run:
     snapshots = {}
     for t in range(1, config.steps + 1):
         loss[t - 1] = trainer.step(t)
-        record = watch.record()
-        records = [record[name] for name in names]
+        record = watch.last
+        if sorted(record) != sorted(names) or any(record[n]["step"] != t for n in names):
+            raise RuntimeError("every parameter must take every step")
         for f, values in fields.items():
-            values[t - 1] = [r[f] for r in records]
+            values[t - 1] = [record[n][f] for n in names]
         if t > config.warmup:
-            if watch.flat.names != names:
-                raise RuntimeError("every parameter must receive a gradient at every step")
-            flat = watch.flat
-            lags.add(t, flat.gradient / flat.denominator, flat.update)
+            lags.add(t, *adam_normalised(trainer.optimizer, [p for _, p in named]))
         if t in config.snapshots:
             snapshots[t] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
     return Run(config, names, sizes, np.array([decayed(p) for _, p in named]), trainer.lr, loss,
                fields, lags.table(), init_rms, snapshots,
-               cos_theta_grad=cos_theta_grad(trainer.model, trainer.x[:256], trainer.y[:256]),
+               cos_theta_grad=cos_theta_grad(trainer.model, trainer.data, *trainer.data.probe_batch()),
                test_accuracy=trainer.test_accuracy())
 
 
-def cos_theta_grad(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+def adam_normalised(optimizer, params) -> tuple:
+    """(h, u) after a step of torch's Adam/AdamW, as flat float64 vectors
+    over ``params`` in order: the gradient as Adam normalises it,
+    h = g / (sqrt(vhat) + eps), and the update u = mhat / (sqrt(vhat) + eps),
+    computed from the optimizer's state as torch computes its step
+    (denominator sqrt(v) / sqrt(1 - beta2^t) + eps, mhat = m / (1 - beta1^t))."""
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    h, u = [], []
+    with torch.no_grad():
+        for p in params:
+            group, state = group_of[id(p)], optimizer.state[p]
+            beta1, beta2 = group["betas"]
+            t = float(state["step"])
+            v = state["exp_avg_sq"].double().flatten()
+            denominator = v.sqrt().div_(math.sqrt(1.0 - beta2**t)).add_(group["eps"])
+            h.append(p.grad.double().flatten() / denominator)
+            u.append(state["exp_avg"].double().flatten().div(1.0 - beta1**t) / denominator)
+    return torch.cat(h), torch.cat(u)
+
+
+def cos_theta_grad(net: torch.nn.Module, data, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """cos(theta, g) of every parameter tensor, g the gradient of the mean
-    loss on (x, y): zero up to rounding for a scale-invariant tensor, whose
-    gradient is orthogonal to its weights. Leaves the model's gradients as
-    they were."""
+    loss of the task ``data`` on (x, y): zero up to rounding for a
+    scale-invariant tensor, whose gradient is orthogonal to its weights.
+    Leaves the model's gradients as they were."""
     params = [p for _, p in net.named_parameters()]
-    grads = torch.autograd.grad(F.cross_entropy(net(x), y), params)
+    grads = torch.autograd.grad(data.loss(net, x, y), params)
     return np.array([
         F.cosine_similarity(p.detach().flatten().double(), g.flatten().double(), dim=0).item()
         for p, g in zip(params, grads)
@@ -223,26 +424,56 @@ def train_many(configs, processes: int = 2, *, measure: bool = False) -> list:
         return list(pool.map(work, configs))
 
 
-#: the real-network chapter's runs: AdamW at beta = (0.9, 0.95) through a
-#: warm-up, a constant phase of 3.6 memories 1/(lr wd) and a decay ("main"),
-#: and beta1 = 0.6 over a constant phase only; every seed keeps its weights
-#: every 100 steps for the SNR measured on them
+#: the real-network chapter's calibration runs, one per network: AdamW at
+#: beta = (0.9, 0.95) through a warm-up, a constant phase of several memories
+#: 1/(lr wd) and a decay; every seed keeps its weights at the snapshots for
+#: the SNR measured on them. The digits: memory 222 steps, constant phase 5.4
+#: memories. The language model: memory 250 steps, constant phase 4.2
+#: memories (weight decay 2 at lr 2e-3 puts several memories inside a CPU
+#: budget; practice's 0.1 at 3e-4 would need 30x the steps)
 MAIN = Config(steps=1600, warmup=100, decay_start=1300, lr=3e-3, wd=1.5, betas=(0.9, 0.95), batch_size=32,
               window=(900, 1300), snapshots=tuple(range(100, 1601, 100)))
-ALT = dataclasses.replace(MAIN, betas=(0.6, 0.95), steps=500, decay_start=450, window=(200, 450),
-                          snapshots=())
-#: independent replicas of the whole experiment (initialisation, data split,
-#: minibatch order): their spread is every error bar of the chapter, and the
-#: tolerance of the re-run check (tests/test_stored_runs.py)
-SEEDS = tuple(range(16))
+CHARS = Config(task="chars", depth=2, context=32, width=48, heads=4, batch_size=16, lr=2e-3, wd=2.0,
+               betas=(0.9, 0.95), steps=1400, warmup=100, decay_start=1150, window=(650, 1150),
+               snapshots=tuple(range(200, 1401, 200)))
+#: the out-of-sample runs: one hyperparameter changed from the calibration
+#: run at a time, over the calibration run's window in a constant phase
+#: (it starts 3.6 memories after the warm-up for the digits, 2.2 for the
+#: language model: the weight RMS's transient has decayed to exp(-4.4) or less)
+CHANGES = {
+    "beta1-0.6": lambda c: {"betas": (0.6, c.betas[1])},
+    "lr-half-wd-double": lambda c: {"lr": c.lr / 2, "wd": c.wd * 2},
+    "batch-x4": lambda c: {"batch_size": 4 * c.batch_size},
+}
+#: independent replicas of each run (initialisation, data split, minibatch
+#: order): their spread is every error bar of the chapter, and the tolerance
+#: of the re-run check (tests/test_stored_runs.py), which uses the
+#: calibration runs' seeds
+SEEDS = {"digits": tuple(range(16)), "chars": tuple(range(12)), "changed": tuple(range(6))}
 #: where ``make runs`` writes the chapter's runs, relative to the repository
 DATA = os.path.join("book", "data", "real-network")
 
 
+def changed(base: Config, change: str) -> Config:
+    """The out-of-sample run ``change`` (a key of CHANGES) of the calibration
+    run ``base``: its constant phase only, with the window as long as the
+    calibration window and ending 50 steps before the run does."""
+    start, stop = base.window
+    steps = stop + 50
+    return dataclasses.replace(base, steps=steps, decay_start=stop, snapshots=(), **CHANGES[change](base))
+
+
 def chapter_configs() -> dict:
-    """{label: [Config per seed]} of the real-network chapter's experiment."""
-    return {label: [dataclasses.replace(base, seed=s) for s in SEEDS]
-            for label, base in (("main", MAIN), ("beta1-0.6", ALT))}
+    """{label: [Config per seed]} of the real-network chapter's experiment:
+    per network ("digits", "chars") the calibration run ("-main") and the
+    out-of-sample runs (CHANGES)."""
+    out = {}
+    for name, base in (("digits", MAIN), ("chars", CHARS)):
+        out[f"{name}-main"] = [dataclasses.replace(base, seed=s) for s in SEEDS[name]]
+        for change in CHANGES:
+            out[f"{name}-{change}"] = [dataclasses.replace(changed(base, change), seed=s)
+                                       for s in SEEDS["changed"]]
+    return out
 
 
 def provenance() -> dict:
@@ -330,22 +561,26 @@ def gradient_snr(state: dict, config: Config, batch_size: int | None = None, chu
     """The SNR ||mu||^2 / ||sigma_B||^2 of a minibatch gradient, per tensor,
     at the weights ``state`` (a ``state_dict`` of :func:`train`'s model).
 
-    Exact for the training set, not estimated: mu is the full-batch gradient
-    and sigma_B^2 = sigma^2 / B the variance of a mean of B per-example
-    gradients drawn with replacement (as :func:`train` draws them), with
-    sigma^2 the variance of the per-example gradients over all 1,437 images,
-    computed with ``torch.func`` (the per-example gradients in the model's
-    float32, their sums in float64).
+    mu is the mean per-example gradient and sigma_B^2 = sigma^2 / B the
+    variance of a mean of B per-example gradients drawn with replacement (as
+    :func:`train` draws them), with sigma^2 the variance of the per-example
+    gradients, computed with ``torch.func`` (the per-example gradients in the
+    model's float32, their sums in float64). For the digits the examples are
+    all 1,437 training images and the SNR is exact for the training set. For
+    the language model an example is one window and the population (every
+    window of the text) is too large: both moments are estimated from
+    ``Chars.SNR_WINDOWS`` windows drawn with replacement, sigma^2 with
+    n - 1 and ||mu||^2 as ||mean||^2 - sigma^2 / n, which is unbiased.
     """
     batch_size = config.batch_size if batch_size is None else _validate.count("batch_size", batch_size)
-    x, y, _, _ = digits(config.seed)
-    net = model(config)
+    data = task(config)
+    x, y, exact = data.examples(config)
+    net = model(config, data)
     net.load_state_dict(state)
     params = {k: v.detach() for k, v in net.named_parameters()}
 
     def loss(p, xi, yi):
-        out = torch.func.functional_call(net, p, (xi[None],))
-        return F.cross_entropy(out, yi[None])
+        return data.loss(lambda z: torch.func.functional_call(net, p, (z,)), xi[None], yi[None])
 
     per_example = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))
     total = {k: torch.zeros(v.numel(), dtype=torch.float64) for k, v in params.items()}
@@ -360,9 +595,13 @@ def gradient_snr(state: dict, config: Config, batch_size: int | None = None, chu
     out = {}
     for k in params:
         mean = total[k] / n
-        # float64 sums over 1,437 examples: the subtraction loses ~1e-13 relative
+        # float64 sums over n examples: the subtraction loses ~1e-13 relative
         variance = square[k].sum() / n - mean @ mean
-        out[k] = float(mean @ mean / (variance / batch_size))
+        signal = mean @ mean
+        if not exact:  # sample moments: sigma^2 with n - 1, ||mu||^2 unbiased
+            variance = variance * n / (n - 1)
+            signal = signal - variance / n
+        out[k] = float(signal / (variance / batch_size))
     return out
 
 

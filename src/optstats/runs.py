@@ -36,6 +36,9 @@ FIELDS = ("update_rms", "weight_rms", "momentum_ratio", "cos_theta_u", "angle", 
 #: many steps (the window mean is their mean), not step by step: 30x smaller,
 #: and the blocks still give batch means for an error bar within one run
 LAG_BLOCK = 25
+#: the networks a run can train (optstats.network.TASKS): the digits
+#: classifier and the character-level language model
+TASKS = ("digits", "chars")
 #: the file of an experiment's directory that lists its runs
 MANIFEST = "runs.json"
 
@@ -47,7 +50,10 @@ class Config:
     step ``warmup``, constant to ``decay_start``, linear to 0 at ``steps``).
     Lag statistics of the normalised gradient are collected on steps
     ``window[0] < t <= window[1]`` for lags 1..``lags``; the weights are kept
-    after the steps in ``snapshots`` (for the SNR measured on them)."""
+    after the steps in ``snapshots`` (for the SNR measured on them).
+    ``task`` names the network: ``"digits"`` (one block over the 8 image
+    rows: depth 1, context 8) or ``"chars"`` (the language model, ``depth``
+    blocks over windows of ``context`` characters)."""
 
     steps: int = 2600
     warmup: int = 100
@@ -59,6 +65,9 @@ class Config:
     batch_size: int = 32
     width: int = 32
     heads: int = 2
+    task: str = "digits"
+    depth: int = 1
+    context: int = 8
     seed: int = 0
     window: tuple = (1400, 2000)
     lags: int = 32
@@ -70,6 +79,10 @@ class Config:
         _validate.count("lags", self.lags)
         _validate.count("width", self.width)
         _validate.count("heads", self.heads)
+        _validate.count("depth", self.depth)
+        _validate.count("context", self.context)
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.width % self.heads:
             raise ValueError(f"width must be a multiple of heads={self.heads}, got {self.width}")
         if len(self.betas) != 2:

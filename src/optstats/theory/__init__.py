@@ -19,7 +19,9 @@ One module per idea, all re-exported here:
 - ``schedules``: the weight RMS under learning-rate and weight-decay schedules
   (chapter "Weight RMS under schedules");
 - ``correlated``: AdamW at equilibrium when the gradient is correlated in time
-  (chapter "The theory in a real network");
+  (chapter "The theory in real networks");
+- ``feedback``: a restoring force as the source of that correlation, one gain
+  per tensor that carries over to other runs (same chapter);
 - ``lion``, ``muon``: Lion's weight RMS; Muon's update RMS, the factor that
   matches it to Adam's, the lag correlation of msign(M) and Muon's weight
   RMS (chapter "Muon, Lion and SGDM at equilibrium");
@@ -32,6 +34,18 @@ from .batch_size import (
     optimal_lr_adam,
     optimal_lr_sgdm,
     optimal_lr_signsgdm,
+)
+from .feedback import (
+    restoring_covariance,
+    restoring_feedback,
+    restoring_fit,
+    restoring_gain,
+    restoring_lag_correlation,
+    restoring_noise_share,
+    restoring_update_lag_sum,
+    restoring_update_rms,
+    restoring_weight_rms,
+    stability_limits,
 )
 from .correlated import (
     adam_update_rms_correlated,
@@ -124,6 +138,16 @@ __all__ = [
     "optimal_lr_signsgdm",
     "optimal_lr_softsign",
     "relaxation_time",
+    "restoring_covariance",
+    "restoring_feedback",
+    "restoring_fit",
+    "restoring_gain",
+    "restoring_lag_correlation",
+    "restoring_noise_share",
+    "restoring_update_lag_sum",
+    "restoring_update_rms",
+    "restoring_weight_rms",
+    "stability_limits",
     "sgdm_scale_invariant_angle",
     "sgdm_scale_invariant_mean_square",
     "sgdm_scale_invariant_weight_rms",

@@ -541,6 +541,12 @@ def test_report_bad_logs_exit_2_with_one_line(tmp_path, watch_log, make, message
     assert message in done.stderr
 
 
+def test_report_muon_law_without_muon_tensors_exits_2(watch_log):
+    done = run("report", watch_log[0], "--muon-law")
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1
+    assert "--muon-law is for decayed Muon tensors" in done.stderr
+
+
 def test_report_start_outside_the_records_exits_2(watch_log):
     done = run("report", watch_log[0], "--start", 99)
     assert done.returncode == 2 and "start must lie in [2, 24]" in done.stderr and done.stderr.count("\n") == 1

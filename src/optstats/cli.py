@@ -68,9 +68,10 @@ class _HelpFormatter(argparse.HelpFormatter):
         return "\n".join(lines)
 
     def _split_lines(self, text, width):
+        # argparse's own wrapping, but a flag such as --eps-over-sigma is not broken at its hyphens
         lines = []
         for part in text.split("\n"):
-            lines.extend(super()._split_lines(part, width))
+            lines.extend(textwrap.wrap(" ".join(part.split()), width, break_on_hyphens=False) or [""])
         return lines
 
 
@@ -539,6 +540,14 @@ def _report(args):
 
     try:
         logged = report.read_log(args.log)
+        header, _, _, lr, wd = logged
+        # the matrix law enters only for decayed Muon tensors with plain momentum (report.summarize)
+        law_used = any(g["kind"] == "muon" and not g["nesterov"] and np.any(np.asarray(lr[k], float)
+                                                                           * np.asarray(wd[k], float) > 0)
+                       for k, g in enumerate(header["groups"]))
+        if args.muon_law and not law_used:
+            raise InputError(f"--muon-law is for decayed Muon tensors with plain momentum (nesterov=False); "
+                             f"{args.log} has none")
         summary = report.summarize(*logged, start=args.start, muon_law=args.muon_law)
     except ValueError as err:  # report.LogError, or a start outside the records
         raise InputError(str(err)) from None
@@ -612,10 +621,10 @@ def build_parser():
     p.add_argument("--eps", type=NONNEGATIVE, default=None,
                    help="Adam's eps, >= 0, with --exp-avg-sq instead of --eps-over-sigma (default: none)")
     p.add_argument("--exp-avg-sq", type=POSITIVE, default=None,
-                   help="a logged exp_avg_sq (torch's v) of one coordinate, > 0, with --eps: sigma = "
-                   "sqrt(exp_avg_sq / (1 + snr)), sqrt(vhat) at snr 0; holds at equilibrium, once the bias "
-                   "correction has faded (beta2^t << 1, so exp_avg_sq = vhat), for gradients iid in time "
-                   "(default: none)")
+                   help="a logged exp_avg_sq (torch's v) of one coordinate, positive, with --eps: sigma = "
+                   "sqrt(exp_avg_sq / (1 + snr)), so sigma = sqrt(vhat) for a gradient whose noise dominates its "
+                   "mean; holds at equilibrium, once the bias correction has faded (beta2^t << 1, so exp_avg_sq "
+                   "= vhat), for gradients iid in time (default: none)")
     p.set_defaults(run=_update_rms)
 
     p = add("snr", "the gradient SNR read back from a logged update RMS or momentum ratio")

@@ -159,3 +159,38 @@ def test_kernel_needs_beta1():
         theory.weight_rms_schedule(LR, 0.1, theta0_rms=0.1, method="kernel", beta1=1.0)
     with pytest.raises(ValueError, match="bias_correction"):
         theory.weight_rms_schedule(LR, 0.1, theta0_rms=0.1, method="kernel", beta1=0.9, bias_correction="yes")
+
+
+@pytest.mark.parametrize("method", ["sum", "ode", "closed-form", "quasi-static", "kernel"])
+def test_decay_per_step_is_the_same_schedule_as_wd(method):
+    wd = np.linspace(0.5, 0.1, LR.size)
+    kw = dict(theta0_rms=0.03, method=method, beta1=0.9)
+    by_wd = theory.weight_rms_schedule(LR, wd, **kw)
+    by_decay = theory.weight_rms_schedule(LR, decay=LR * wd, **kw)
+    # the same decay array enters both; quasi-static is written lr^2 / (2 decay): rounding only
+    np.testing.assert_allclose(by_decay, by_wd, rtol=1e-14)
+
+
+def test_decay_that_does_not_vanish_with_lr():
+    # independent weight decay: the decay is 1e-3 at every step, also where lr reaches 0
+    lr = schedules.cosine(2000, 1e-3, 0.0)
+    assert lr[-1] == 0.0
+    got = theory.weight_rms_schedule(lr, decay=1e-3, theta0_rms=0.02)
+    rho, want = 0.02**2, []
+    for a in lr:
+        rho = (1 - 1e-3) ** 2 * rho + a * a
+        want.append(np.sqrt(rho))
+    np.testing.assert_allclose(got, want, rtol=1e-12)  # the same recursion two ways: rounding only
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(wd=0.1, decay=1e-4), "one of wd and decay"),
+    (dict(), "one of wd and decay"),
+    (dict(decay=np.full(4, 1e-4)), "decay must be a scalar or have the shape"),
+    (dict(decay=-1e-4), "decay"),
+    (dict(decay=1.0), "decay must be < 1"),
+    (dict(decay=0.0, method="quasi-static"), "decay must be > 0"),
+])
+def test_decay_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        theory.weight_rms_schedule(np.full(3, 1e-3), theta0_rms=0.1, **kwargs)

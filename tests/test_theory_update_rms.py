@@ -167,3 +167,31 @@ def test_exact_snr_inversion_refuses_what_it_cannot_answer():
         theory.snr_from_update_rms(0.3, 0.9, method="exact")
     with pytest.raises(ValueError, match="method"):
         theory.snr_from_update_rms(0.3, 0.9, 0.95, method="second-order")
+
+
+@pytest.mark.parametrize("snr", [0.0, 0.5])
+def test_noise_std_from_exp_avg_sq_against_simulated_adam_state(snr):
+    # Adam's v_t = EMA of g^2 for iid N(mu, sigma^2), after 400 steps at beta2 = 0.95
+    # (beta2^400 = 1e-9: the bias correction has faded), over many coordinates
+    rng = np.random.default_rng(29)
+    sigma, beta2, n = 0.03, 0.95, 200_000
+    mu = sigma * np.sqrt(snr)
+    v = np.zeros(n)
+    for _ in range(400):
+        g = rng.normal(mu, sigma, n)
+        v = beta2 * v + (1 - beta2) * g * g
+    read = theory.noise_std_from_exp_avg_sq(v.mean(), snr)
+    # delta method: sigma = sqrt(mean v / (1+snr)) has relative se se(mean v) / (2 mean v)
+    rel_se = v.std(ddof=1) / np.sqrt(n) / (2 * v.mean())
+    assert abs(read / sigma - 1) < Z_TOL * rel_se
+    # with eps / sigma from it, eps's factor is the mean field of the denominator sqrt(v) + eps
+    eps, one_v = 1e-3, float(v[0])
+    ratio = eps / theory.noise_std_from_exp_avg_sq(one_v, snr)
+    factor = (theory.adam_update_rms(0.9, beta2, snr, method="exact", eps_over_sigma=ratio)
+              / theory.adam_update_rms(0.9, beta2, snr, method="exact"))
+    assert factor == pytest.approx(np.sqrt(one_v) / (np.sqrt(one_v) + eps), rel=1e-14)  # rounding only
+    for bad in (0.0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="exp_avg_sq"):
+            theory.noise_std_from_exp_avg_sq(bad)
+    with pytest.raises(ValueError, match="snr"):
+        theory.noise_std_from_exp_avg_sq(1.0, -0.1)

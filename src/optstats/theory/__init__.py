@@ -90,6 +90,7 @@ from .softsign import optimal_lr_softsign, softsign, softsign_moments
 from .update_rms import (
     adam_update_mean,
     adam_update_rms,
+    noise_std_from_exp_avg_sq,
     snr_from_momentum_ratio,
     snr_from_update_rms,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "muon_update_rms",
     "muon_weight_rms",
     "nesterov_lag_factor",
+    "noise_std_from_exp_avg_sq",
     "torch_muon_lr",
     "torch_muon_weight_rms",
     "optimal_lr_adam",

@@ -66,11 +66,16 @@ def _kernel_update_part(lr, decay, beta1, bias_correction):
     return _linear_recursion(2.0 * np.log1p(-decay), 2.0 * beta1 * d * c * b * C_prev + c**2 * b**2 * e, 0.0)
 
 
-def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1.0, beta1=None, bias_correction=True):
+def weight_rms_schedule(lr, wd=None, *, theta0_rms, method="sum", long_run_variance=1.0, beta1=None,
+                        bias_correction=True, decay=None):
     """RMS of the weights at every step of a schedule, from theta_0 with RMS ``theta0_rms``.
 
     ``lr`` is a 1-d array of per-step learning rates, ``wd`` a scalar or an
-    array of the same length; lr * wd < 1 at every step. ``long_run_variance``
+    array of the same length; lr * wd < 1 at every step. Instead of ``wd``,
+    ``decay`` gives the decay per step lr_t wd_t itself (a scalar or one per
+    step, each in [0, 1)): a decay that does not vanish with lr_t (independent
+    weight decay, theta <- theta - lr_t u - wd theta) has no finite wd at a
+    step with lr_t = 0. Give one of the two. ``long_run_variance``
     is V (1 in the mean field). Methods:
 
     - ``"sum"``: the discrete sum, rho_t = (1 - lr_t wd_t)^2 rho_{t-1} + V lr_t^2,
@@ -99,15 +104,19 @@ def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1
     lr = _validate.nonnegative("lr", lr)
     if lr.ndim != 1 or lr.size == 0:
         raise ValueError(f"lr must be a 1-d array with one learning rate per step, got shape {lr.shape}")
-    wd = _validate.nonnegative("wd", wd)
-    if wd.ndim == 0:
-        wd = np.full(lr.shape, float(wd))
-    elif wd.shape != lr.shape:
-        raise ValueError(f"wd must be a scalar or have the shape of lr {lr.shape}, got shape {wd.shape}")
-    decay = lr * wd
+    if (wd is None) == (decay is None):
+        raise ValueError(f"give one of wd and decay, got wd={wd!r} and decay={decay!r}")
+    name = "wd" if decay is None else "decay"
+    per_step = _validate.nonnegative(name, wd if decay is None else decay)
+    if per_step.ndim == 0:
+        per_step = np.full(lr.shape, float(per_step))
+    elif per_step.shape != lr.shape:
+        raise ValueError(f"{name} must be a scalar or have the shape of lr {lr.shape}, got shape {per_step.shape}")
+    decay = lr * per_step if name == "wd" else per_step
     if np.any(decay >= 1):
         bad = int(np.argmax(decay >= 1))
-        raise ValueError(f"lr * wd must be < 1 at every step, got {decay[bad]!r} at step {bad + 1}")
+        what = "lr * wd" if name == "wd" else "decay"
+        raise ValueError(f"{what} must be < 1 at every step, got {decay[bad]!r} at step {bad + 1}")
     rho0 = _validate.scalar(_validate.nonnegative, "theta0_rms", theta0_rms) ** 2
     var = _validate.scalar(_validate.nonnegative, "long_run_variance", long_run_variance)
     if method == "kernel":
@@ -121,9 +130,10 @@ def weight_rms_schedule(lr, wd, *, theta0_rms, method="sum", long_run_variance=1
         return np.sqrt(decay_sq * rho0 + var * update)
 
     if method == "quasi-static":
-        if np.any(wd == 0):
-            raise ValueError("wd must be > 0 at every step for the quasi-static rule sqrt(lr / (2 wd))")
-        return np.sqrt(var * lr / (2.0 * wd))
+        if np.any(per_step == 0):
+            raise ValueError(f"{name} must be > 0 at every step for the quasi-static rule sqrt(lr / (2 wd))")
+        # sqrt(V lr / (2 wd)) = sqrt(V lr^2 / (2 lr wd)) in terms of the decay
+        return np.sqrt(var * lr / (2.0 * per_step)) if name == "wd" else np.sqrt(var * lr**2 / (2.0 * decay))
     if method == "sum":
         rho = _linear_recursion(2.0 * np.log1p(-decay), var * lr**2, rho0)
     elif method == "ode":

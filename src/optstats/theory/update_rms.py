@@ -280,3 +280,22 @@ def snr_from_momentum_ratio(ratio, beta1):
     RMS; negative estimates are returned as is.
     """
     return _inverse("ratio", ratio, beta1)
+
+
+def noise_std_from_exp_avg_sq(exp_avg_sq, snr=0.0):
+    """The gradient noise's std sigma of one coordinate, read from Adam's second moment.
+
+    For gradients iid N(mu, sigma^2) in time, v is an EMA of g^2 whose
+    stationary mean is mu^2 + sigma^2 = sigma^2 (1 + snr) (update-RMS chapter,
+    the moments of v), so sigma = sqrt(v / (1 + snr)); at snr = 0 this is
+    sqrt(v). ``exp_avg_sq`` is torch's state of that name, v_t without bias
+    correction: it equals vhat_t = v_t / (1 - beta2^t) once beta2^t << 1
+    (t >> 1 / (1 - beta2)). One coordinate's v is one draw: at snr = 0 its
+    relative std is sqrt(2 (1 - beta2) / (1 + beta2)) (0.23 at beta2 = 0.95),
+    and sigma's about half that; a mean of v over coordinates of one scale
+    removes it. With eps / sigma from here, the factor of ``adam_update_rms``,
+    sqrt(1 + snr) / (sqrt(1 + snr) + eps / sigma), is sqrt(v) / (sqrt(v) + eps).
+    """
+    v = _validate.positive("exp_avg_sq", exp_avg_sq)
+    snr = _validate.nonnegative("snr", snr)
+    return np.sqrt(v / (1.0 + snr))

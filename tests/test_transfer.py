@@ -56,9 +56,10 @@ def test_the_feedback_gain_moves_as_documented(change, factor):
     gain = theory.restoring_gain(a, 0.9, BETA3) * factor
     want = theory.restoring_update_rms(theory.restoring_feedback(gain, beta1, BETA3), beta1, BETA3)
     np.testing.assert_allclose(out["feedback"]["update_rms"], want, rtol=1e-7)
-    scale = np.sqrt((target.lr / target.wd) / (CAL.lr / CAL.wd))
-    np.testing.assert_allclose(out["feedback"]["weight_rms"],
-                               0.007 * scale * want / equilibrium(a)["update_rms"], rtol=1e-7)
+    a_t = theory.restoring_feedback(gain, beta1, BETA3)
+    ratio = (theory.restoring_weight_rms(target.lr, target.wd, a_t, beta1)
+             / theory.restoring_weight_rms(CAL.lr, CAL.wd, a, 0.9))
+    np.testing.assert_allclose(out["feedback"]["weight_rms"], 0.007 * ratio, rtol=1e-7)
 
 
 def test_lag_sum_at_another_beta1_is_the_truncated_sum():

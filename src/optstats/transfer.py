@@ -16,9 +16,10 @@ models that differ in what they carry over:
                  ``theory.adamw_weight_rms_correlated``)
 ``feedback``     the restoring-force gain k of ``theory.feedback``, fitted per
                  tensor to the calibration run's update RMS and moved to the
-                 target as k lr'/lr sqrt(B'/B); the weight RMS scales the
-                 calibration's by sqrt((lr'/wd')/(lr/wd)) and by the model's
-                 change of the update RMS
+                 target as k lr'/lr sqrt(B'/B); the weight RMS is the
+                 calibration's times the model's ratio of the two runs'
+                 weight RMS (the model's own level is a fluctuation about an
+                 optimum, far below the measured one)
 
 Only what a changed hyperparameter moves is predicted; beta3 = 1 - lr wd
 must be the same in both runs (the lag sum at beta3 is stored for the
@@ -79,9 +80,13 @@ def predict(equilibrium: dict, calibration, target) -> dict:
         "update_rms": theory.adam_update_rms_correlated(beta1_t, power, A1),
         "weight_rms": theory.adamw_weight_rms_correlated(target.lr, target.wd, beta1_t, power, A1, A3),
     }
-    gain = theory.restoring_gain(theory.restoring_fit(U_cal, beta1, beta3), beta1, beta3)
-    gain_t = gain * target.lr / calibration.lr * np.sqrt(target.batch_size / calibration.batch_size)
-    U_f = theory.restoring_update_rms(theory.restoring_feedback(gain_t, beta1_t, beta3), beta1_t, beta3)
-    scale = np.sqrt((target.lr / target.wd) / (calibration.lr / calibration.wd))
-    out["feedback"] = {"update_rms": U_f, "weight_rms": W_cal * scale * U_f / U_cal}
+    a = theory.restoring_fit(U_cal, beta1, beta3)
+    gain_t = theory.restoring_gain(a, beta1, beta3) * target.lr / calibration.lr * np.sqrt(
+        target.batch_size / calibration.batch_size)
+    a_t = theory.restoring_feedback(gain_t, beta1_t, beta3)
+    # the model's own weight RMS is a fluctuation about an optimum, far below
+    # the measured one (the chapter shows it): only its change is carried
+    change = (theory.restoring_weight_rms(target.lr, target.wd, a_t, beta1_t)
+              / theory.restoring_weight_rms(calibration.lr, calibration.wd, a, beta1))
+    out["feedback"] = {"update_rms": theory.restoring_update_rms(a_t, beta1_t, beta3), "weight_rms": W_cal * change}
     return out

@@ -538,19 +538,75 @@ def test_report_predictions_are_the_theory_functions():
     assert "| fc.weight |" in table and "undecayed" in table and "read-back" in table
 
 
-def test_report_muon_law_is_the_theory_function():
-    net, opt, w, log = muon_run(False, "match_rms_adamw", steps=4)
-    rows = {r["name"]: r for r in w.summary(start=3).rows}
-    r = rows["2.weight"]  # a 4 x 10 weight
-    assert r["update_rms_predicted"] == float(theory.muon_update_rms((4, 10)))
-    assert r["weight_rms_predicted"] is None and any("muon_law=True" in n for n in r["notes"])
-    # the opt-in law, on the small matrix only (the Monte Carlo takes time)
-    r = {x["name"]: x for x in w.summary(start=3, muon_law=True).rows}["2.weight"]
-    s = theory.muon_scale_conventions((4, 10))["moonlight"]
-    want = theory.muon_weight_rms(0.02 * s, 0.1 / s, 0.95, (4, 10))
-    assert r["weight_rms_predicted"] == pytest.approx(float(want), rel=1e-12)
-    nesterov = muon_run(True, None, steps=2)[2]
-    assert any("nesterov=True" in n for n in nesterov.summary().rows[0]["notes"])
+@pytest.mark.parametrize("nesterov, adjust_lr_fn", [(True, None), (False, "match_rms_adamw"), (True, "original")])
+def test_report_muon_predictions_are_the_theory_functions(tmp_path, nesterov, adjust_lr_fn):
+    # torch.optim.Muon with a decaying lr and momentum 0.9 (not torch's 0.95: the header's value is used)
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 10, bias=False), torch.nn.Tanh(),
+                              torch.nn.Linear(10, 4, bias=False)).double()
+    opt = torch.optim.Muon(net.parameters(), lr=0.02, weight_decay=0.1, momentum=0.9, nesterov=nesterov,
+                           adjust_lr_fn=adjust_lr_fn)
+    path = tmp_path / "muon.jsonl"
+    w = Watch(net, opt, log=path)
+    lrs = np.linspace(0.02, 0.01, 8)
+    gen = torch.Generator().manual_seed(6)
+    for k in range(8):
+        opt.param_groups[0]["lr"] = float(lrs[k])
+        opt.zero_grad()
+        net(torch.randn(8, 6, generator=gen, dtype=torch.float64)).pow(2).mean().backward()
+        opt.step()
+    rows = {r["name"]: r for r in w.summary(start=5).rows}
+    lr_w, wd = lrs[4:], 0.1  # the records at steps 5..8
+    for name, p in net.named_parameters():
+        shape, r = tuple(p.shape), rows[name]
+        # torch's convention: decay by lr wd, step by the adjusted lr (the book's eta = lr_adj, lambda = lr wd / eta)
+        eta = theory.torch_muon_lr(lr_w, shape, adjust_lr_fn)
+        lam = lr_w * wd / eta
+        u = theory.muon_update_rms(shape)
+        weight = theory.torch_muon_weight_rms(lr_w, wd, 0.9, shape, nesterov=nesterov, adjust_lr_fn=adjust_lr_fn)
+        cos = theory.cos_theta_u(eta, lam, u, weight)
+        angle = theory.muon_angular_update(eta, lam, 0.9, shape, nesterov=nesterov)
+        assert r["update_rms_predicted"] == float(u)
+        assert r["weight_rms_predicted"] == pytest.approx(weight.mean(), rel=1e-12)
+        assert r["cos_theta_u_predicted"] == pytest.approx(cos.mean(), rel=1e-12)
+        assert r["angle_predicted"] == pytest.approx(angle.mean(), rel=1e-12)
+        assert f"nesterov={nesterov}" in r["weight_rms_theory"]
+        # the angle from the same balance by the generic function (eq. ba-angle, U and W cancel)
+        assert r["angle_predicted"] == pytest.approx(
+            theory.angular_update(eta, lam, u, weight, cos).mean(), rel=1e-9)
+        # the flag is honoured: the other momentum kind is another number
+        other = theory.torch_muon_weight_rms(lr_w, wd, 0.9, shape, nesterov=not nesterov, adjust_lr_fn=adjust_lr_fn)
+        assert abs(other.mean() / r["weight_rms_predicted"] - 1) > 0.01
+    # off on request: the update RMS only, and a note
+    off = {r["name"]: r for r in w.summary(start=5, muon_law=False).rows}
+    for r in off.values():
+        assert r["update_rms_predicted"] is not None and r["weight_rms_predicted"] is None
+        assert r["angle_predicted"] is None and any("muon_law=False" in n for n in r["notes"])
+    # the log (optstats report) gives the same rows as the watch in memory
+    assert report.summarize(*report.read_log(path), start=5).rows == w.summary(start=5).rows
+
+
+def test_report_refuses_a_muon_log_without_torch_settings(tmp_path):
+    # a header without nesterov/adjust_lr_fn cannot say which law applies: a clear error, no default
+    net, opt, w, _ = muon_run(True, None, steps=2)
+    path = tmp_path / "muon.jsonl"
+    w2 = Watch(net, opt, log=path)
+    x = torch.randn(8, 6, dtype=torch.float64)
+    opt.zero_grad()
+    net(x).pow(2).mean().backward()
+    opt.step()
+    lines = path.read_text().splitlines()
+    for key, bad in (("nesterov", None), ("adjust_lr_fn", None), ("momentum", None), ("adjust_lr_fn", "sqrt")):
+        header = json.loads(lines[0])
+        if bad is None:
+            del header["groups"][0][key]
+        else:
+            header["groups"][0][key] = bad
+        broken = tmp_path / f"{key}.jsonl"
+        broken.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+        with pytest.raises(report.LogError, match=f"param group 0: .*{key}"):
+            report.read_log(broken)
+    w2.remove()
 
 
 def test_summary_bad_start():

@@ -260,6 +260,10 @@ def _weight_rms(args):
     if args.optimizer != "muon" and (args.nesterov is not None or args.adjust_lr_fn is not None):
         raise InputError(f"--nesterov/--no-nesterov and --adjust-lr-fn are for --optimizer muon only, got "
                          f"--optimizer {args.optimizer}")
+    if args.beta1 is None:
+        # the default of the library the command models: torch.optim.Muon's momentum is 0.95 (Keller
+        # Jordan's and Moonlight's Muon too), with nesterov=True
+        args.beta1 = 0.95 if args.optimizer == "muon" else 0.9
     if args.optimizer == "muon":
         args.nesterov = True if args.nesterov is None else args.nesterov
         args.adjust_lr_fn = "none" if args.adjust_lr_fn is None else args.adjust_lr_fn
@@ -431,7 +435,8 @@ def build_parser():
     p.add_argument("--wd", type=POSITIVE, required=True,
                    help="weight decay in PyTorch's convention (multiplied by lr), > 0 (required)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="the update rule (default adamw)")
-    p.add_argument("--beta1", type=BETA, default=0.9, help="beta1, in [0, 1) (default 0.9)")
+    p.add_argument("--beta1", type=BETA, default=None,
+                   help="beta1 (muon: its momentum), in [0, 1) (default 0.9; 0.95 for muon, as torch.optim.Muon)")
     p.add_argument("--beta2", type=BETA2, default=None,
                    help="beta2, in (0, 1) (default 0.95 for adamw, 0.99 for lion)")
     p.add_argument("--shape", type=_whole(1), nargs="+", default=None, metavar="N",
@@ -469,9 +474,9 @@ def build_parser():
     p.add_argument("log", metavar="RUN.jsonl", help="the JSON-lines log a Watch wrote")
     p.add_argument("--start", type=_whole(0), default=None,
                    help="first step of the window, a recorded step (default: the last half of the records)")
-    p.add_argument("--muon-law", action="store_true",
-                   help="also give Muon's weight RMS, cos and angle from the matrix law (a Monte Carlo of "
-                        "minutes per shape; default off)")
+    p.add_argument("--muon-law", action=argparse.BooleanOptionalAction, default=True,
+                   help="Muon's weight RMS, cos and angle from the matrix law in torch's convention (default on; "
+                        "--no-muon-law leaves them out)")
     p.set_defaults(run=_report)
     return parser
 

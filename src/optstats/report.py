@@ -137,7 +137,7 @@ def _adam_predictions(lr, wd, b1, b2, eps_over_sigma):
 
 
 #: distinct (lr, wd) pairs per call of the Muon law: its lag sums are arrays
-#: of (lags, pairs), at most ~800 lags (beta1 = 0.95), so 8 MB per batch
+#: of (lags, pairs), about 40 / (1 - beta1) lags (800 at beta1 = 0.95: 6.5 MB)
 _MUON_BATCH = 1024
 
 
@@ -273,7 +273,10 @@ def summarize(header, record_steps, values, lr, wd, *, start=None, muon_law=True
             if decayed and not muon_law:
                 row["notes"].append("W, cos and angle left out (muon_law=False, optstats report --no-muon-law)")
             elif decayed:
-                preds = _muon_predictions(lr_g[offsets], wd_g[offsets], group, shape)
+                key = ("muon", gi, shape)  # the same law for every tensor of this shape in this group
+                if key not in cache:
+                    cache[key] = _muon_predictions(lr_g[offsets], wd_g[offsets], group, shape)
+                preds = cache[key]
                 with warnings.catch_warnings():  # a window without any decayed step: nan, then None
                     warnings.simplefilter("ignore", RuntimeWarning)
                     means = np.nanmean(preds, axis=1)

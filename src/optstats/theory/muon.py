@@ -339,7 +339,13 @@ def _series(lr, wd, beta1, shape, nesterov, method, pairs, seed):
         return 1.0 + 2.0 * c * beta1 * beta3 / (1.0 - beta1 * beta3)
     n_lags = int(np.ceil(_DECADES / (1.0 - np.max(beta1 * beta3)))) + 1
     d = np.arange(1, n_lags + 1).reshape((n_lags,) + (1,) * np.ndim(lr))
-    r = msign_correlation(c * beta1**d, shape, method=method, pairs=pairs, seed=seed)
+    if np.ndim(beta1) and np.all(beta1 == beta1.flat[0]):
+        # one beta1 over a grid of lr, wd (the usual call): R once per lag, the same values broadcast
+        b = beta1.flat[0]
+        r = msign_correlation(c.flat[0] * b**d if np.ndim(c) else c * b**d, shape, method=method, pairs=pairs,
+                              seed=seed)
+    else:
+        r = msign_correlation(c * beta1**d, shape, method=method, pairs=pairs, seed=seed)
     return 1.0 + 2.0 * np.sum(beta3**d * r, axis=0)
 
 

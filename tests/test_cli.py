@@ -6,6 +6,7 @@ the flag, its value and the allowed range for bad input, and ``--help`` for
 every subcommand."""
 
 import importlib.metadata
+import inspect
 import json
 import subprocess
 import sys
@@ -137,13 +138,14 @@ def test_weight_rms_adamw_schedule_fields():
         (["--optimizer", "lion"], lambda: theory.lion_weight_rms(1e-3, 1.0, 0.9, 0.99)),
         (["--optimizer", "signsgdm", "--beta1", 0.5],
          lambda: theory.signsgdmw_weight_rms(1e-3, 1.0, 0.5, method="arcsine")),
+        # muon's momentum defaults to torch.optim.Muon's 0.95 (test_weight_rms_muon_momentum_default)
         (["--optimizer", "muon", "--shape", 16, 16],
-         lambda: theory.muon_weight_rms(1e-3, 1.0, 0.9, (16, 16), nesterov=True)),
-        (["--optimizer", "muon", "--shape", 16, 16, "--no-nesterov"],
+         lambda: theory.muon_weight_rms(1e-3, 1.0, 0.95, (16, 16), nesterov=True)),
+        (["--optimizer", "muon", "--shape", 16, 16, "--no-nesterov", "--beta1", 0.9],
          lambda: theory.muon_weight_rms(1e-3, 1.0, 0.9, (16, 16))),
         # torch's convention: decay by lr wd, step by 0.2 sqrt(64) lr
         (["--optimizer", "muon", "--shape", 16, 64, "--adjust-lr-fn", "match_rms_adamw"],
-         lambda: theory.torch_muon_weight_rms(1e-3, 1.0, 0.9, (16, 64), adjust_lr_fn="match_rms_adamw")),
+         lambda: theory.torch_muon_weight_rms(1e-3, 1.0, 0.95, (16, 64), adjust_lr_fn="match_rms_adamw")),
     ],
 )
 def test_weight_rms_other_optimizers(extra, stationary):
@@ -156,6 +158,22 @@ def test_weight_rms_other_optimizers(extra, stationary):
     if "lion" in extra:
         assert out["stationary_rms_kosson"] == pytest.approx(
             float(theory.lion_weight_rms(1e-3, 1.0, 0.9, 0.99, method="kosson")), rel=1e-12)
+
+
+def test_weight_rms_muon_momentum_default():
+    # --optimizer muon models torch.optim.Muon, so its momentum defaults to torch's (read from torch's
+    # signature, not typed), with or without Nesterov; the other optimizers keep beta1 = 0.9
+    torch = pytest.importorskip("torch")
+    momentum = inspect.signature(torch.optim.Muon).parameters["momentum"].default
+    base = ["weight-rms", "--lr", 1e-3, "--wd", 1.0, "--optimizer", "muon", "--shape", 16, 64]
+    for nesterov in ("--nesterov", "--no-nesterov"):
+        default = answer(*base, nesterov)["stationary_rms"]
+        assert default == answer(*base, nesterov, "--beta1", momentum)["stationary_rms"]
+        assert default != answer(*base, nesterov, "--beta1", 0.9)["stationary_rms"]
+        assert default == pytest.approx(float(theory.torch_muon_weight_rms(
+            1e-3, 1.0, momentum, (16, 64), nesterov=nesterov == "--nesterov")), rel=1e-12)
+    adamw = answer("weight-rms", "--lr", 1e-3, "--wd", 1.0)["stationary_rms"]
+    assert adamw == answer("weight-rms", "--lr", 1e-3, "--wd", 1.0, "--beta1", 0.9)["stationary_rms"]
 
 
 def test_wd_convert_fields():
@@ -249,7 +267,7 @@ def test_weight_rms_wd_conventions_against_the_theory():
     (["--optimizer", "lion"], lambda: theory.lion_weight_rms(1e-3, 1e-4 / 1e-3, 0.9, 0.99)),
     (["--optimizer", "signsgdm"], lambda: theory.signsgdmw_weight_rms(1e-3, 1e-4 / 1e-3, 0.9, method="arcsine")),
     (["--optimizer", "muon", "--shape", 16, 64],
-     lambda: theory.torch_muon_weight_rms(1e-3, 1e-4 / 1e-3, 0.9, (16, 64))),
+     lambda: theory.torch_muon_weight_rms(1e-3, 1e-4 / 1e-3, 0.95, (16, 64))),  # muon's default momentum
 ])
 def test_weight_rms_independent_decay_for_other_optimizers(extra, stationary):
     out = answer("weight-rms", "--lr", 1e-3, "--wd", 1e-4, "--wd-convention", "independent", *extra)
@@ -541,10 +559,36 @@ def test_report_bad_logs_exit_2_with_one_line(tmp_path, watch_log, make, message
     assert message in done.stderr
 
 
-def test_report_muon_law_without_muon_tensors_exits_2(watch_log):
-    done = run("report", watch_log[0], "--muon-law")
-    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1
-    assert "--muon-law is for decayed Muon tensors" in done.stderr
+def test_report_muon_law_by_default(tmp_path):
+    # a torch.optim.Muon log: Muon's W, cos and angle by default (as the watch's summary), --no-muon-law
+    # leaves them out; a header without Muon's settings (nesterov) exits 2 with one line
+    torch = pytest.importorskip("torch")
+    from optstats.probe import Watch
+
+    path = tmp_path / "muon.jsonl"
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6, bias=False), torch.nn.Tanh(), torch.nn.Linear(6, 2, bias=False))
+    opt = torch.optim.Muon(net.parameters(), lr=0.02, weight_decay=0.1)
+    watch = Watch(net, opt, log=path)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(6):
+        opt.zero_grad()
+        net(torch.randn(8, 4, generator=gen)).pow(2).mean().backward()
+        opt.step()
+    want = {r["name"]: r for r in watch.summary().rows}
+    got = {r["name"]: r for r in answer("report", path)["rows"]}
+    for name, row in want.items():
+        assert row["weight_rms_predicted"] is not None
+        for q in ("weight_rms", "cos_theta_u", "angle"):
+            assert got[name][f"{q}_predicted"] == row[f"{q}_predicted"]
+    off = answer("report", path, "--no-muon-law")["rows"]
+    assert all(r["weight_rms_predicted"] is None and r["update_rms_predicted"] is not None for r in off)
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["groups"][0]["nesterov"]
+    old = bad_log(tmp_path, "old.jsonl", "\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    done = run("report", old)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "lacks nesterov" in done.stderr
 
 
 def test_report_start_outside_the_records_exits_2(watch_log):

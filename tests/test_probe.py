@@ -538,19 +538,75 @@ def test_report_predictions_are_the_theory_functions():
     assert "| fc.weight |" in table and "undecayed" in table and "read-back" in table
 
 
-def test_report_muon_law_is_the_theory_function():
-    net, opt, w, log = muon_run(False, "match_rms_adamw", steps=4)
-    rows = {r["name"]: r for r in w.summary(start=3).rows}
-    r = rows["2.weight"]  # a 4 x 10 weight
-    assert r["update_rms_predicted"] == float(theory.muon_update_rms((4, 10)))
-    assert r["weight_rms_predicted"] is None and any("muon_law=True" in n for n in r["notes"])
-    # the opt-in law, on the small matrix only (the Monte Carlo takes time)
-    r = {x["name"]: x for x in w.summary(start=3, muon_law=True).rows}["2.weight"]
-    s = theory.muon_scale_conventions((4, 10))["moonlight"]
-    want = theory.muon_weight_rms(0.02 * s, 0.1 / s, 0.95, (4, 10))
-    assert r["weight_rms_predicted"] == pytest.approx(float(want), rel=1e-12)
-    nesterov = muon_run(True, None, steps=2)[2]
-    assert any("nesterov=True" in n for n in nesterov.summary().rows[0]["notes"])
+@pytest.mark.parametrize("nesterov, adjust_lr_fn", [(True, None), (False, "match_rms_adamw"), (True, "original")])
+def test_report_muon_predictions_are_the_theory_functions(tmp_path, nesterov, adjust_lr_fn):
+    # torch.optim.Muon with a decaying lr and momentum 0.9 (not torch's 0.95: the header's value is used)
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 10, bias=False), torch.nn.Tanh(),
+                              torch.nn.Linear(10, 4, bias=False)).double()
+    opt = torch.optim.Muon(net.parameters(), lr=0.02, weight_decay=0.1, momentum=0.9, nesterov=nesterov,
+                           adjust_lr_fn=adjust_lr_fn)
+    path = tmp_path / "muon.jsonl"
+    w = Watch(net, opt, log=path)
+    lrs = np.linspace(0.02, 0.01, 8)
+    gen = torch.Generator().manual_seed(6)
+    for k in range(8):
+        opt.param_groups[0]["lr"] = float(lrs[k])
+        opt.zero_grad()
+        net(torch.randn(8, 6, generator=gen, dtype=torch.float64)).pow(2).mean().backward()
+        opt.step()
+    rows = {r["name"]: r for r in w.summary(start=5).rows}
+    lr_w, wd = lrs[4:], 0.1  # the records at steps 5..8
+    for name, p in net.named_parameters():
+        shape, r = tuple(p.shape), rows[name]
+        # torch's convention: decay by lr wd, step by the adjusted lr (the book's eta = lr_adj, lambda = lr wd / eta)
+        eta = theory.torch_muon_lr(lr_w, shape, adjust_lr_fn)
+        lam = lr_w * wd / eta
+        u = theory.muon_update_rms(shape)
+        weight = theory.torch_muon_weight_rms(lr_w, wd, 0.9, shape, nesterov=nesterov, adjust_lr_fn=adjust_lr_fn)
+        cos = theory.cos_theta_u(eta, lam, u, weight)
+        angle = theory.muon_angular_update(eta, lam, 0.9, shape, nesterov=nesterov)
+        assert r["update_rms_predicted"] == float(u)
+        assert r["weight_rms_predicted"] == pytest.approx(weight.mean(), rel=1e-12)
+        assert r["cos_theta_u_predicted"] == pytest.approx(cos.mean(), rel=1e-12)
+        assert r["angle_predicted"] == pytest.approx(angle.mean(), rel=1e-12)
+        assert f"nesterov={nesterov}" in r["weight_rms_theory"]
+        # the angle from the same balance by the generic function (eq. ba-angle, U and W cancel)
+        assert r["angle_predicted"] == pytest.approx(
+            theory.angular_update(eta, lam, u, weight, cos).mean(), rel=1e-9)
+        # the flag is honoured: the other momentum kind is another number
+        other = theory.torch_muon_weight_rms(lr_w, wd, 0.9, shape, nesterov=not nesterov, adjust_lr_fn=adjust_lr_fn)
+        assert abs(other.mean() / r["weight_rms_predicted"] - 1) > 0.01
+    # off on request: the update RMS only, and a note
+    off = {r["name"]: r for r in w.summary(start=5, muon_law=False).rows}
+    for r in off.values():
+        assert r["update_rms_predicted"] is not None and r["weight_rms_predicted"] is None
+        assert r["angle_predicted"] is None and any("muon_law=False" in n for n in r["notes"])
+    # the log (optstats report) gives the same rows as the watch in memory
+    assert report.summarize(*report.read_log(path), start=5).rows == w.summary(start=5).rows
+
+
+def test_report_refuses_a_muon_log_without_torch_settings(tmp_path):
+    # a header without nesterov/adjust_lr_fn cannot say which law applies: a clear error, no default
+    net, opt, w, _ = muon_run(True, None, steps=2)
+    path = tmp_path / "muon.jsonl"
+    w2 = Watch(net, opt, log=path)
+    x = torch.randn(8, 6, dtype=torch.float64)
+    opt.zero_grad()
+    net(x).pow(2).mean().backward()
+    opt.step()
+    lines = path.read_text().splitlines()
+    for key, bad in (("nesterov", None), ("adjust_lr_fn", None), ("momentum", None), ("adjust_lr_fn", "sqrt")):
+        header = json.loads(lines[0])
+        if bad is None:
+            del header["groups"][0][key]
+        else:
+            header["groups"][0][key] = bad
+        broken = tmp_path / f"{key}.jsonl"
+        broken.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+        with pytest.raises(report.LogError, match=f"param group 0: .*{key}"):
+            report.read_log(broken)
+    w2.remove()
 
 
 def test_summary_bad_start():
@@ -597,11 +653,25 @@ for kind in ("adamw", "muon"):
         opt.zero_grad()
         torch.nn.functional.mse_loss(net(x), y).backward()
         opt.step()
-    # Muon's update at the last step from the gathered weights, for the check
-    updates = [((1 - 0.02 * 0.1) * b - full(p)) / (0.02 * max(1, p.shape[0] / p.shape[1]) ** 0.5)
-               for b, p in zip(before, net.parameters())] if kind == "muon" else []
+    # Muon: the watch's fields at the last step (a record step) by hand, from
+    # this same run's gathered state (weights before and after, gradient,
+    # torch's momentum_buffer) and torch's rule theta_t = (1 - lr wd) theta_{t-1}
+    # - lr_adj O_t, lr_adj = lr sqrt(max(1, A/B)) (adjust_lr_fn None)
+    hand = {}
+    for (name, p), b in zip(net.named_parameters(), before):
+        if kind != "muon":
+            break
+        a, g = full(p).flatten(), full(p.grad).flatten()
+        m, b = full(opt.state[p]["momentum_buffer"]).flatten(), b.flatten()
+        o = ((1 - 0.02 * 0.1) * b - a) / (0.02 * max(1, p.shape[0] / p.shape[1]) ** 0.5)
+        d = a - b  # the step: |b ^ a| = |b ^ d|, no cancellation at a small angle
+        wedge = (b.dot(b) * d.dot(d) - b.dot(d) ** 2).sqrt()
+        hand[name] = {"update_rms": o.pow(2).mean().sqrt().item(), "weight_rms": a.pow(2).mean().sqrt().item(),
+                      "momentum_ratio": (m.norm() / g.norm()).item(), "grad_norm": g.norm().item(),
+                      "cos_theta_u": (b.dot(o) / (b.norm() * o.norm())).item(),
+                      "angle": torch.atan2(wedge, b.dot(a)).item()}
     result[kind] = {"last": w.last, "initial": [t["initial_weight_rms"] for t in w._header["tensors"]],
-                    "update_rms_gathered": [u.pow(2).mean().sqrt().item() for u in updates]}
+                    "hand": hand}
 if rank == 0:
     with open(out, "w") as handle:
         json.dump(result, handle)
@@ -635,15 +705,22 @@ def test_fsdp2_matches_one_process(tmp_path, monkeypatch):
         _, err = p.communicate(timeout=120)  # ~15 s on an idle machine
         assert p.returncode == 0, err[-2000:]
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
-    # Muon: the watch's per-shard sums equal the gathered matrix's update
-    # (float64 rounding of 60 products, 1e-12 with margin)
-    names = ["0.weight", "2.weight"]
+    # Muon: every field of the watch (per-shard sums, one all_reduce) against
+    # the hand computation from the same run's gathered state, in the sharded
+    # run and in one process. Both sides take O_t entrywise from the float64
+    # weights by the same formula and differ only in the order of <= 90
+    # float64 products (relative ~1e-15); cos and the angle have no
+    # cancellation here (|cos| > 0.05, the wedge from the step d): 1e-12.
+    # (Across the two runs torch's Muon is not compared: its bf16 Newton-Schulz
+    # on DTensors reorders the products, which changes the training by ~1%.)
     for run_ in (a, b):
-        assert [run_["muon"]["last"][n]["update_rms"] for n in names] == pytest.approx(
-            run_["muon"]["update_rms_gathered"], rel=1e-12)
-    # AdamW: the same numbers as one process. (torch's Muon is not compared
-    # across the two: its bf16 Newton-Schulz on DTensors reorders the products,
-    # which changes the training itself by ~1%.)
+        got, want = run_["muon"]["last"], run_["muon"]["hand"]
+        assert set(want) == {"0.weight", "2.weight"} and set(got) == set(want)
+        for name in want:
+            assert abs(want[name]["cos_theta_u"]) > 0.05
+            for field, value in want[name].items():
+                assert got[name][field] == pytest.approx(value, rel=1e-12), (name, field)
+    # AdamW: the same numbers as one process.
     for kind in ("adamw",):
         got, want = b[kind]["last"], a[kind]["last"]
         assert set(got) == set(want) and len(want) == 3

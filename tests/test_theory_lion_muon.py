@@ -105,6 +105,24 @@ def test_msign_correlation_against_brute_force_pairs():
     assert theory.msign_correlation(rho, shape) == pytest.approx(x.mean(), abs=4 * x.std() / np.sqrt(n))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (4, 4), (16, 16), (8, 32), (40, 6)])
+def test_gram_msign_is_the_svd_msign(shape):
+    # the Monte Carlo's msign (eigh of the Gram matrix, ill-conditioned ones by
+    # SVD) against optimizers.msign (SVD) on Gaussian matrices like the Monte
+    # Carlo's, and on matrices whose condition number sends them to the SVD
+    from optstats.theory.muon import _gram_msign
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4000, *shape))
+    k = min(shape)
+    # singular values 1 and 1e-6 (kappa^2 = 1e12 > 1 / _GRAM_COND) in a few of them
+    u, s, vt = np.linalg.svd(x[:5], full_matrices=False)
+    s[:, -1] = 1e-6 * s[:, 0] if k > 1 else s[:, -1]
+    x[:5] = (u * s[:, None, :]) @ vt
+    # 1e-8 is the bound eps kappa^2 / 2 at the threshold kappa^2 = 1e8 (see _gram_msign)
+    np.testing.assert_allclose(_gram_msign(x), optimizers.msign(x), rtol=0, atol=1e-8)
+
+
 def test_muon_weight_rms_linear_is_the_closed_form():
     lr, wd, b1, shape = 2e-3, 0.1, 0.9, (16, 64)
     b3 = 1 - lr * wd

@@ -439,6 +439,10 @@ def _weight_rms(args):
     from . import theory
 
     _refuse_unused(args)
+    if args.beta1 is None:
+        # the default of the library the command models: torch.optim.Muon's momentum is 0.95 (Keller
+        # Jordan's and Moonlight's Muon too), with nesterov=True
+        args.beta1 = 0.95 if args.optimizer == "muon" else 0.9
     if args.optimizer == "muon":
         args.nesterov = True if args.nesterov is None else args.nesterov
         args.adjust_lr_fn = "none" if args.adjust_lr_fn is None else args.adjust_lr_fn
@@ -540,14 +544,6 @@ def _report(args):
 
     try:
         logged = report.read_log(args.log)
-        header, _, _, lr, wd = logged
-        # the matrix law enters only for decayed Muon tensors with plain momentum (report.summarize)
-        law_used = any(g["kind"] == "muon" and not g["nesterov"] and np.any(np.asarray(lr[k], float)
-                                                                           * np.asarray(wd[k], float) > 0)
-                       for k, g in enumerate(header["groups"]))
-        if args.muon_law and not law_used:
-            raise InputError(f"--muon-law is for decayed Muon tensors with plain momentum (nesterov=False); "
-                             f"{args.log} has none")
         summary = report.summarize(*logged, start=args.start, muon_law=args.muon_law)
     except ValueError as err:  # report.LogError, or a start outside the records
         raise InputError(str(err)) from None
@@ -661,7 +657,8 @@ def build_parser():
     p.add_argument("--wd-convention", choices=WD_CONVENTIONS, default="pytorch",
                    help="how --wd enters the update, with peak = --lr (the rules below; default pytorch)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="the update rule (default adamw)")
-    p.add_argument("--beta1", type=BETA, default=0.9, help="beta1, in [0, 1) (default 0.9)")
+    p.add_argument("--beta1", type=BETA, default=None,
+                   help="beta1 (muon: its momentum), in [0, 1) (default 0.9; 0.95 for muon, as torch.optim.Muon)")
     p.add_argument("--beta2", type=BETA2, default=None,
                    help="lion's beta2, in (0, 1) (default 0.99; the other rules here do not use one)")
     p.add_argument("--shape", type=_whole(1), nargs="+", default=None, metavar="N",
@@ -704,9 +701,9 @@ def build_parser():
     p.add_argument("log", metavar="RUN.jsonl", help="the JSON-lines log a Watch wrote")
     p.add_argument("--start", type=_whole(0), default=None,
                    help="first step of the window, a recorded step (default: the last half of the records)")
-    p.add_argument("--muon-law", action="store_true",
-                   help="also give Muon's weight RMS, cos and angle from the matrix law (a Monte Carlo of "
-                        "minutes per shape; default off)")
+    p.add_argument("--muon-law", action=argparse.BooleanOptionalAction, default=True,
+                   help="Muon's weight RMS, cos and angle from the matrix law in torch's convention (default on; "
+                        "--no-muon-law leaves them out)")
     p.set_defaults(run=_report)
     return parser
 

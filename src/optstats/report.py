@@ -21,11 +21,17 @@ What is predicted, per record step of the window and then averaged:
   ``theory.angular_update`` with the mean-field U (``adam_update_rms``) and
   Wen et al.'s W (``adamw_weight_rms(method="exact-sums")``), as ``optstats
   weight-rms`` does;
-- Muon: ``theory.muon_update_rms(shape)`` (the exact msign's RMS; torch's
-  Newton-Schulz stops short of it) and, with ``muon_law=True`` and
-  nesterov=False, the matrix law ``theory.muon_weight_rms`` (minutes per
-  shape: opt-in) with cos and angle from it as above, all at lr' = lr s,
-  wd' = wd / s for torch's lr scale s (``theory.muon_scale_conventions``).
+- Muon (``torch.optim.Muon``): ``theory.muon_update_rms(shape)`` (the exact
+  msign's RMS; torch's Newton-Schulz stops short of it) and, unless
+  ``muon_law=False``, the matrix law in torch's convention at each record
+  step's lr and wd, with the group's momentum, nesterov and adjust_lr_fn (the
+  log's header carries them): W = ``theory.torch_muon_weight_rms`` (decay by
+  lr wd, step by lr_adj = ``theory.torch_muon_lr(lr, shape, adjust_lr_fn)``),
+  cos(theta, u) = ``theory.cos_theta_u(lr_adj, lr wd / lr_adj, U, W)`` and the
+  angle ``theory.muon_angular_update(lr_adj, lr wd / lr_adj, momentum, shape,
+  nesterov)``, all from the shipped table (microseconds per shape). These are
+  stationary values at each step's rates, averaged over the window (unlike
+  Adam's W they do not follow the schedule since theta_0).
 
 The memories elapsed are sum_t lr_t wd_t; below ``EQUILIBRIUM_MEMORIES`` a
 tensor is marked not yet in equilibrium. The SNR read back from the update
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,17 +136,40 @@ def _adam_predictions(lr, wd, b1, b2, eps_over_sigma):
     return update, cos, float(theory.angular_update(lr, wd, mean_field, weight, cos))
 
 
-def _muon_predictions(lr, wd, momentum, shape, scale):
+#: distinct (lr, wd) pairs per call of the Muon law: its lag sums are arrays
+#: of (lags, pairs), about 40 / (1 - beta1) lags (800 at beta1 = 0.95: 6.5 MB)
+_MUON_BATCH = 1024
+
+
+def _muon_predictions(lr, wd, group, shape):
+    """(W, cos, angle) of torch.optim.Muon at equilibrium for each step's
+    (lr, wd), three arrays (nan where lr or wd is 0: no equilibrium)."""
     from . import theory
 
-    lr_s, wd_s = lr * scale, wd / scale
-    update = float(theory.muon_update_rms(shape))
-    weight = float(theory.muon_weight_rms(lr_s, wd_s, momentum, shape))
-    cos = float(theory.cos_theta_u(lr_s, wd_s, update, weight))
-    return weight, cos, float(theory.angular_update(lr_s, wd_s, update, weight, cos))
+    lr, wd = np.asarray(lr, float), np.asarray(wd, float)
+    out = np.full((3, lr.size), np.nan)
+    ok = (lr > 0) & (wd > 0)
+    if not ok.any():
+        return out
+    # each distinct pair once (a constant schedule is one call)
+    pairs, back = np.unique(np.stack([lr[ok], wd[ok]], axis=1), axis=0, return_inverse=True)
+    fn, momentum, nesterov = group["adjust_lr_fn"], group["momentum"], group["nesterov"]
+    update = theory.muon_update_rms(shape)
+    values = np.empty((3, len(pairs)))
+    for s in range(0, len(pairs), _MUON_BATCH):
+        lr_b, wd_b = pairs[s:s + _MUON_BATCH, 0], pairs[s:s + _MUON_BATCH, 1]
+        # torch's convention in the book's form theta <- theta - eta (u + lambda theta)
+        eta = theory.torch_muon_lr(lr_b, shape, fn)
+        lam = lr_b * wd_b / eta
+        weight = theory.torch_muon_weight_rms(lr_b, wd_b, momentum, shape, nesterov=nesterov, adjust_lr_fn=fn)
+        values[0, s:s + _MUON_BATCH] = weight
+        values[1, s:s + _MUON_BATCH] = theory.cos_theta_u(eta, lam, update, weight)
+        values[2, s:s + _MUON_BATCH] = theory.muon_angular_update(eta, lam, momentum, shape, nesterov=nesterov)
+    out[:, ok] = values[:, back.ravel()]
+    return out
 
 
-def summarize(header, record_steps, values, lr, wd, *, start=None, muon_law=False) -> Summary:
+def summarize(header, record_steps, values, lr, wd, *, start=None, muon_law=True) -> Summary:
     """The report of a watch's records.
 
     ``header`` is the watch's description (the log's first line),
@@ -147,7 +177,8 @@ def summarize(header, record_steps, values, lr, wd, *, start=None, muon_law=Fals
     (R, names, len(FIELDS)) array of them, ``lr`` and ``wd`` one array per
     param group of every step's rates since the watch was attached. The
     window is the records at steps >= ``start`` (default: the last half of
-    the records).
+    the records). ``muon_law=False`` leaves out Muon's W, cos and angle (the
+    update RMS stays).
     """
     from . import theory
 
@@ -236,29 +267,29 @@ def summarize(header, record_steps, values, lr, wd, *, start=None, muon_law=Fals
             row["snr_readback"] = None
             row["update_rms_predicted"] = float(theory.muon_update_rms(shape))
             row["update_rms_theory"] = "theory.muon_update_rms(shape) (exact msign)"
-            row["notes"].append("Muon's update RMS is predicted for the exact msign; torch's Newton-Schulz "
-                                "iteration stops short of it, so the measured RMS is lower (beyond-adamw chapter)")
-            scale = theory.muon_scale_conventions(shape[:2])[group["scale"]]
-            if decayed and group["nesterov"]:
-                row["notes"].append("nesterov=True: the book's matrix law models plain momentum; no "
-                                    "prediction of W, cos or angle")
-            elif decayed and not muon_law:
-                row["notes"].append("W, cos and angle: pass muon_law=True (optstats report --muon-law) for "
-                                    "the matrix law theory.muon_weight_rms, a Monte Carlo of minutes per shape")
+            row["notes"].append("Muon's update RMS and weight RMS are predicted for the exact msign; torch's "
+                                "Newton-Schulz iteration stops short of it, so both measure lower, by a ratio "
+                                "that depends on the shape (beyond-adamw chapter)")
+            if decayed and not muon_law:
+                row["notes"].append("W, cos and angle left out (muon_law=False, optstats report --no-muon-law)")
             elif decayed:
-                preds = []
-                for k in offsets:
-                    key = ("muon", shape, group["momentum"], scale, lr_g[k], wd_g[k])
-                    if key not in cache:
-                        cache[key] = _muon_predictions(lr_g[k], wd_g[k], group["momentum"], shape, scale)
-                    preds.append(cache[key])
-                preds = np.array(preds, float)
-                row["weight_rms_predicted"] = float(preds[:, 0].mean())
-                row["cos_theta_u_predicted"] = float(preds[:, 1].mean())
-                row["angle_predicted"] = float(preds[:, 2].mean())
-                row["weight_rms_theory"] = "theory.muon_weight_rms(lr s, wd / s, momentum, shape), stationary"
-                row["cos_theta_u_theory"] = "theory.cos_theta_u(lr s, wd / s, muon_update_rms, W)"
-                row["angle_theory"] = "theory.angular_update(lr s, wd / s, U, W, cos)"
+                key = ("muon", gi, shape)  # the same law for every tensor of this shape in this group
+                if key not in cache:
+                    cache[key] = _muon_predictions(lr_g[offsets], wd_g[offsets], group, shape)
+                preds = cache[key]
+                with warnings.catch_warnings():  # a window without any decayed step: nan, then None
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    means = np.nanmean(preds, axis=1)
+                for q, value in zip(("weight_rms", "cos_theta_u", "angle"), means):
+                    row[f"{q}_predicted"] = float(value) if math.isfinite(value) else None
+                momentum = "Nesterov" if group["nesterov"] else "EMA"
+                row["weight_rms_theory"] = (f"theory.torch_muon_weight_rms(lr, wd, {group['momentum']:g}, shape, "
+                                            f"nesterov={group['nesterov']}, adjust_lr_fn={group['adjust_lr_fn']!r}) "
+                                            f"({momentum} momentum, exact msign), stationary at each step's rates")
+                row["cos_theta_u_theory"] = ("theory.cos_theta_u(lr_adj, lr wd / lr_adj, muon_update_rms(shape), W), "
+                                             "lr_adj = theory.torch_muon_lr(lr, shape, adjust_lr_fn)")
+                row["angle_theory"] = ("theory.muon_angular_update(lr_adj, lr wd / lr_adj, momentum, shape, "
+                                       "nesterov)")
         if group["kind"] == "adam" and decayed and decoupled:
             rms = theory.weight_rms_schedule(lr_g, wd_g, theta0_rms=tensor["initial_weight_rms"], method="sum")
             row["weight_rms_predicted"] = float(rms[offsets].mean())
@@ -285,6 +316,28 @@ def summarize(header, record_steps, values, lr, wd, *, start=None, muon_law=Fals
 
 class LogError(ValueError):
     """A log that is not a watch's log."""
+
+
+#: what the Muon law needs of a Muon group in the log's header (the Watch writes them)
+MUON_GROUP_KEYS = ("momentum", "nesterov", "adjust_lr_fn")
+
+
+def _check_muon_group(group, where):
+    from .theory.muon import TORCH_ADJUST_LR_FNS
+
+    missing = [k for k in MUON_GROUP_KEYS if k not in group]
+    if missing:
+        raise LogError(f"{where}: a Muon group needs {', '.join(MUON_GROUP_KEYS)} (torch.optim.Muon's settings, "
+                       f"which set its prediction), this one lacks {', '.join(missing)}: record again with "
+                       f"optstats.probe.Watch")
+    if isinstance(group["momentum"], bool) or not isinstance(group["momentum"], (int, float)) \
+            or not 0 <= group["momentum"] < 1:
+        raise LogError(f"{where}: momentum must be a number in [0, 1), got {group['momentum']!r}")
+    if not isinstance(group["nesterov"], bool):
+        raise LogError(f"{where}: nesterov must be true or false, got {group['nesterov']!r}")
+    if group["adjust_lr_fn"] not in TORCH_ADJUST_LR_FNS:
+        raise LogError(f"{where}: adjust_lr_fn must be one of {TORCH_ADJUST_LR_FNS} (torch.optim.Muon's), "
+                       f"got {group['adjust_lr_fn']!r}")
 
 
 def read_log(path):
@@ -314,9 +367,11 @@ def read_log(path):
         for t in header["tensors"]:
             if not 0 <= t["group"] < groups:
                 raise LogError(f"{path} line 1: tensor {t['name']!r} has group {t['group']}")
-        for g in header["groups"]:
+        for gi, g in enumerate(header["groups"]):
             if g["kind"] not in ("adam", "muon"):
                 raise LogError(f"{path} line 1: unknown optimizer kind {g['kind']!r}")
+            if g["kind"] == "muon":
+                _check_muon_group(g, f"{path} line 1: param group {gi}")
         int(header["start_step"])
     except (KeyError, TypeError) as err:
         raise LogError(f"{path} line 1: header lacks {err}") from None

@@ -560,8 +560,9 @@ class Watch:
         with open(self._log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, allow_nan=False) + "\n")
 
-    def summary(self, start=None, *, muon_law: bool = False):
-        """Measured against predicted, per tensor (see :func:`optstats.report.summarize`)."""
+    def summary(self, start=None, *, muon_law: bool = True):
+        """Measured against predicted, per tensor (see :func:`optstats.report.summarize`;
+        ``muon_law=False`` leaves out Muon's W, cos and angle)."""
         if not self._values:
             raise ValueError("no record yet: the watch records on steps t with t % every == 0")
         return report.summarize(self._header, np.asarray(self._record_steps), np.stack(self._values),

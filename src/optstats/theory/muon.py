@@ -159,6 +159,31 @@ def muon_scale_conventions(shape):
     return {name: float(rule(n, m)) for name, rule in MUON_SCALE_CONVENTIONS.items()}
 
 
+#: _gram_msign hands a matrix to the SVD when its Gram matrix's eigenvalues
+#: span more than 1/_GRAM_COND (condition number of the matrix above 1e4)
+_GRAM_COND = 1e-8
+
+
+def _gram_msign(x):
+    """msign of a stack of matrices, as optimizers.msign(x) (exact, by SVD),
+    computed as (y y^T)^(-1/2) y from the eigendecomposition of the smaller
+    Gram matrix y y^T (y = x, or x^T when x is tall): 1.4 (16 x 16) to 3
+    (4 x 64) times faster than the SVD for the Monte Carlo's small Gaussian
+    matrices (one thread). eigh's eigenvalues err by ~eps lambda_max, so the direction of
+    the smallest singular value errs by ~eps kappa^2 / 2; matrices with
+    kappa^2 > 1/_GRAM_COND (about 3 in 1000 Gaussian 16 x 16 matrices) go to the SVD, so
+    the result is within ~1e-8 of the SVD's (measured in the tests)."""
+    tall = x.shape[-2] > x.shape[-1]
+    y = np.swapaxes(x, -1, -2) if tall else x
+    lam, v = np.linalg.eigh(y @ np.swapaxes(y, -1, -2))
+    well = lam[..., 0] > _GRAM_COND * lam[..., -1]
+    inv_sqrt = 1.0 / np.sqrt(np.where(well[..., None], lam, 1.0))
+    out = (v * inv_sqrt[..., None, :]) @ (np.swapaxes(v, -1, -2) @ y)
+    if not np.all(well):
+        out[~well] = msign(y[~well])
+    return np.swapaxes(out, -1, -2) if tall else out
+
+
 @functools.lru_cache(maxsize=32)
 def _matrix_nodes(n, m, pairs, seed):
     """R at the nodes phi_i, by Monte Carlo over ``pairs`` matrix pairs.
@@ -171,7 +196,7 @@ def _matrix_nodes(n, m, pairs, seed):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((pairs, n, m))
     z = rng.standard_normal((pairs, n, m))
-    ua = msign(a)
+    ua = _gram_msign(a)
     k, nm = min(n, m), n * m
 
     def dot(x, y):
@@ -186,7 +211,7 @@ def _matrix_nodes(n, m, pairs, seed):
     r[0], r[-1] = 0.0, 1.0  # independent matrices; the same matrix
     for i in range(1, _NODES - 1):
         s, c = np.sin(phi[i]), np.cos(phi[i])
-        x = 0.5 * (dot(ua, msign(s * a + c * z)) + dot(ua, msign(s * a - c * z))) / k
+        x = 0.5 * (dot(ua, _gram_msign(s * a + c * z)) + dot(ua, _gram_msign(s * a - c * z))) / k
         coef, *_ = np.linalg.lstsq(centred, x - x.mean(), rcond=None)
         r[i] = np.mean(x - controls @ coef)
     return phi, r
@@ -314,7 +339,13 @@ def _series(lr, wd, beta1, shape, nesterov, method, pairs, seed):
         return 1.0 + 2.0 * c * beta1 * beta3 / (1.0 - beta1 * beta3)
     n_lags = int(np.ceil(_DECADES / (1.0 - np.max(beta1 * beta3)))) + 1
     d = np.arange(1, n_lags + 1).reshape((n_lags,) + (1,) * np.ndim(lr))
-    r = msign_correlation(c * beta1**d, shape, method=method, pairs=pairs, seed=seed)
+    if np.ndim(beta1) and np.all(beta1 == beta1.flat[0]):
+        # one beta1 over a grid of lr, wd (the usual call): R once per lag, the same values broadcast
+        b = beta1.flat[0]
+        r = msign_correlation(c.flat[0] * b**d if np.ndim(c) else c * b**d, shape, method=method, pairs=pairs,
+                              seed=seed)
+    else:
+        r = msign_correlation(c * beta1**d, shape, method=method, pairs=pairs, seed=seed)
     return 1.0 + 2.0 * np.sum(beta3**d * r, axis=0)
 
 

@@ -311,6 +311,39 @@ def summarize(header, record_steps, values, lr, wd, *, start=None, muon_law=True
     return Summary(rows, (int(first), last), notes)
 
 
+def summarize_run(run) -> Summary:
+    """:func:`summarize` of a stored training run (:class:`optstats.runs.Run`,
+    recorded by the watch at every step): the report a reader gets from
+    ``Watch(log=...)`` and ``optstats report`` on their own model, over the
+    run's window (``config.window``: its records up to the window's end, the
+    window's records averaged, so the means are ``Run.equilibrium()``'s). The run
+    keeps the watch's fields but not sqrt(vhat), so eps's factor is 1 (eps =
+    1e-8 against gradients of order 1e-4 and more). Decayed tensors form
+    one AdamW group (decoupled decay ``config.wd``), the rest another with
+    no decay."""
+    config = run.config
+    beta1, beta2 = config.betas
+    group = {"kind": "adam", "betas": [beta1, beta2], "eps": config.eps, "decoupled": True}
+    header = {
+        "start_step": 0,
+        "groups": [group, dict(group)],
+        "tensors": [{"name": n, "group": 0 if d else 1, "shape": [size], "initial_weight_rms": float(w0)}
+                    for n, d, size, w0 in zip(run.names, run.decayed, run.sizes, run.init_weight_rms)],
+    }
+    start, stop = config.window
+    steps = np.arange(1, stop + 1)
+    shape = (stop, len(run.names))
+    lr_t = np.asarray(run.lr, float)[:stop]
+    extra = {"sqrt_vhat_rms": np.full(shape, np.nan),
+             "step": np.broadcast_to(steps[:, None], shape),
+             "lr": np.broadcast_to(lr_t[:, None], shape),
+             "wd": np.broadcast_to(np.where(run.decayed, config.wd, 0.0)[None, :], shape)}
+    values = np.stack([run.fields[f][:stop] if f in run.fields else extra[f] for f in FIELDS], axis=-1)
+    lr = [lr_t, lr_t]
+    wd = [np.full(stop, float(config.wd)), np.zeros(stop)]
+    return summarize(header, steps, values, lr, wd, start=start + 1, muon_law=False)
+
+
 # ---------------------------------------------------------------- the log
 
 

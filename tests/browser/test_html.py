@@ -98,8 +98,13 @@ def test_checks_catch_a_broken_page(site, base_url, context):
     anchor, a missing image, an outside request, a display equation and a code block wider than the
     text column, and a bare repr in an output: each must be reported."""
     real = (site / "book" / "notation.html").read_text()
-    # a real figure with its file name as alt, and shown at its drawn width (1x density)
-    figure = sorted(p.name for p in (site / "_images").glob("*.png"))[0]
+    # a real figure with its file name as alt, and shown at its drawn width (1x density):
+    # the narrowest, so that the column's max-width cannot shrink it to 2x and hide the case
+    def width(path):
+        with Image.open(path) as im:
+            return im.width
+
+    figure = min((p for p in (site / "_images").glob("*.png")), key=lambda p: (width(p), p.name)).name
     with Image.open(site / "_images" / figure) as im:
         size = im.width // 4
     broken = real.replace(

@@ -99,7 +99,7 @@ def restoring_update_rms(a, beta1, beta3):
 def restoring_lag_correlation(a, beta1, beta3, lags):
     """rho(k) = E[h_t h_{t-k}] / E[h^2] for k in ``lags`` (>= 1) under
     feedback a: h_t = y_{t-1} + s xi_t, so C(k) = e_y^T A^(k-1) Cov(z, h),
-    with Cov(z_{t-1}, h_{t-1}) = P e_y + s^2 b (in units of s^2)."""
+    with Cov(z_t, h_t) = A P e_y + b (in units of s^2)."""
     a, beta1, beta3 = _check(a, beta1, beta3)
     lags = np.asarray(lags)
     if np.any(lags < 1) or not np.issubdtype(lags.dtype, np.integer):

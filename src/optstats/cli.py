@@ -212,9 +212,14 @@ def _update_rms(args):
     return values, notes
 
 
-def _below_floor(key, what, value, floor_key, floor, which):
-    """The one note of a read-back below its pure-noise value (the report's wording)."""
-    return f"{key} n/a: {what} {value:g} is below {floor_key} = {floor:.6g}, {which}, which no SNR gives"
+def _read_back(values, notes, key, what, value, floor_key, floor, which, estimate):
+    """values[key] = estimate() when ``value`` is at or above its pure-noise
+    value ``floor``; below it no SNR >= 0 gives it: None, and the one note
+    (the report's wording)."""
+    values[key] = float(estimate()) if value >= floor else None
+    values[floor_key] = floor
+    if value < floor:
+        notes.append(f"{key} n/a: {what} {value:g} is below {floor_key} = {floor:.6g}, {which}, which no SNR gives")
 
 
 def _snr(args):
@@ -228,19 +233,15 @@ def _snr(args):
         # below its pure-noise value an estimate has no SNR >= 0: n/a, with the one note
         floor = float(theory.adam_update_rms(b1, b2, method="exact"))
         floor_mf = float(theory.adam_update_rms(b1))
-        values = {"snr": None, "snr_mean_field": None, "noise_floor": floor, "noise_floor_mean_field": floor_mf}
-        if rms >= floor:
-            values["snr"] = float(theory.snr_from_update_rms(rms, b1, b2, method="exact"))
-        else:
-            notes.append(_below_floor("snr", "the update RMS", rms,
-                                      "noise_floor", floor,
-                                      f"Adam's exact pure-noise value at beta=({b1:g}, {b2:g})"))
-        if rms >= floor_mf:
-            values["snr_mean_field"] = float(theory.snr_from_update_rms(rms, b1))
-        else:
-            notes.append(_below_floor("snr_mean_field", "the update RMS", rms, "noise_floor_mean_field", floor_mf,
-                                      "the mean field's pure-noise value sqrt((1-beta1)/(1+beta1))"))
-        return values, notes
+        values = {}
+        _read_back(values, notes, "snr", "the update RMS", rms, "noise_floor", floor,
+                   f"Adam's exact pure-noise value at beta=({b1:g}, {b2:g})",
+                   lambda: theory.snr_from_update_rms(rms, b1, b2, method="exact"))
+        _read_back(values, notes, "snr_mean_field", "the update RMS", rms, "noise_floor_mean_field", floor_mf,
+                   "the mean field's pure-noise value sqrt((1-beta1)/(1+beta1))",
+                   lambda: theory.snr_from_update_rms(rms, b1))
+        order = ("snr", "snr_mean_field", "noise_floor", "noise_floor_mean_field")
+        return {k: values[k] for k in order}, notes
     if args.beta2 is not None:
         raise InputError(f"--beta2 is for --update-rms only: the SNR of a momentum ratio depends on --beta1 "
                          f"alone, got --beta2 {args.beta2:g}")
@@ -249,12 +250,9 @@ def _snr(args):
              "which correlated noise reads as signal (update-RMS chapter)"]
     # pure noise: |m| / |g| is the EMA's std over the gradient's, sqrt((1-beta1)/(1+beta1))
     floor = float(np.sqrt(theory.ema_variance(b1)))
-    values = {"snr": None, "noise_floor": floor}
-    if ratio >= floor:
-        values["snr"] = float(theory.snr_from_momentum_ratio(ratio, b1))
-    else:
-        notes.append(_below_floor("snr", "the momentum ratio", ratio, "noise_floor", floor,
-                                  "its pure-noise value sqrt((1-beta1)/(1+beta1))"))
+    values = {}
+    _read_back(values, notes, "snr", "the momentum ratio", ratio, "noise_floor", floor,
+               "its pure-noise value sqrt((1-beta1)/(1+beta1))", lambda: theory.snr_from_momentum_ratio(ratio, b1))
     return values, notes
 
 
